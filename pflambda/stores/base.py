@@ -1,0 +1,188 @@
+"""The Store protocol: run records and their checkpoints, and the rules every store keeps.
+
+One run is one partition: a ``META`` record (:class:`RunRecord`) and one item per
+committed step (:class:`Checkpoint`). The rules, which the contract tests hold every
+implementation to:
+
+- ``put_checkpoint`` is conditional on the step number: the second writer of a given
+  ``(run_id, seq)`` gets :class:`~pflambda.errors.CheckpointConflict` and nothing changes.
+- ``load_checkpoints`` answers with the latest snapshot at or before ``at`` and every
+  delta after it, oldest first, in one query (pages aside): resuming at step 10,000
+  reads as much as resuming at step 10.
+- Reads return copies: mutating a returned record changes nothing stored.
+- Items larger than DynamoDB's 400 KB are refused with :class:`ItemTooLarge` by every
+  store, the in-memory one included.
+- Listing runs never scans: it reads an index (newest first), optionally by context.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pflambda.errors import TerminalError
+
+__all__ = [
+    "TERMINAL",
+    "Checkpoint",
+    "CheckpointInfo",
+    "ItemTooLarge",
+    "Page",
+    "RunRecord",
+    "RunStatus",
+    "Store",
+]
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    """Waiting for a human: a node raised ``InputRequired``."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+"""Statuses a run never leaves."""
+
+
+class ItemTooLarge(TerminalError):
+    """A record would exceed the store's item size limit."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run's metadata (the ``META`` item). Changes only at lifecycle events."""
+
+    run_id: str
+    flow: str
+    """How to rebuild the flow: ``"package.module:factory"``."""
+    fingerprint: str
+    status: RunStatus
+    created_at: float
+    updated_at: float
+    owner: str | None = None
+    """The principal that started the run; others cannot see it."""
+    context_id: str | None = None
+    """Groups runs (an A2A context); indexed for listing."""
+    cancel_requested: bool = False
+    error: str | None = None
+    prompt: str | None = None
+    """The question a paused run asks."""
+    input_key: str | None = None
+    """Where the reply to ``prompt`` goes in shared."""
+    expires_at: int | None = None
+    """Epoch seconds after which the store may delete the run (DynamoDB TTL)."""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    """Free JSON metadata for upper layers (e.g. the A2A task's history)."""
+
+
+UPDATABLE = frozenset(
+    {
+        "status",
+        "updated_at",
+        "cancel_requested",
+        "error",
+        "prompt",
+        "input_key",
+        "expires_at",
+        "attrs",
+        "fingerprint",
+    }
+)
+"""Fields ``update_run`` may change."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One committed step: the engine's encoded body plus what lists and indexes need."""
+
+    run_id: str
+    seq: int
+    """Step number, from 0 (the initial state) up, without gaps."""
+    body: bytes
+    """The engine's encoding of cursor and shared (delta or snapshot); opaque here."""
+    snapshot: bool
+    """True when ``body`` holds all of shared, not just what changed."""
+    created_at: float
+    node_id: str | None = None
+    """The node whose ``post`` this step committed (``None`` for the initial state)."""
+    action: str | None = None
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A checkpoint without its body, for timelines."""
+
+    seq: int
+    node_id: str | None
+    action: str | None
+    snapshot: bool
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of runs, and the token for the next (``None`` at the end)."""
+
+    runs: list[RunRecord]
+    next_token: str | None = None
+
+
+class Store(Protocol):
+    """Runs and checkpoints. See the module docstring for the rules."""
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's record; :class:`~pflambda.errors.RunNotFound` if there is none."""
+        ...
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        """Change some fields (names in ``UPDATABLE``) and return the new record.
+
+        With ``expect_status`` the change happens only if the run's status is one of
+        them; otherwise :class:`~pflambda.errors.InvalidRunState` naming the status.
+        :class:`~pflambda.errors.RunNotFound` if there is no such run. Fields not
+        named are left as they are (a concurrent cancel request is never undone).
+        """
+        ...
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
+        ...
+
+    def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
+        """The latest snapshot at or before ``at`` (default: the newest step) and every
+        checkpoint after it up to ``at``, oldest first; ``[]`` if the run has none."""
+        ...
+
+    def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
+        """Every checkpoint with ``seq > after``, oldest first, without bodies."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        next_token: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+    ) -> Page:
+        """Runs, newest first; only ``context_id``'s / ``owner``'s when given."""
+        ...
