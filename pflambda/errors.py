@@ -63,7 +63,9 @@ class SerializationError(TerminalError):
 
     def with_node(self, node: str) -> SerializationError:
         """The same error, saying which node left the value in shared."""
-        return SerializationError(self.path, self.type_name, self.reason, node)
+        error = SerializationError(self.path, self.type_name, self.reason, node)
+        error.__cause__ = self.__cause__
+        return error
 
     def __reduce__(self) -> tuple[object, ...]:
         return (SerializationError, (self.path, self.type_name, self.reason, self.node))

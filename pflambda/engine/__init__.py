@@ -1,0 +1,1 @@
+"""Durable engine: runner, cursor, codec."""

@@ -1,0 +1,241 @@
+"""Store records as DynamoDB items: the one layout, and the size rule, both stores share.
+
+The in-memory store keeps exactly the items the DynamoDB store writes, so both refuse
+the same oversize records and both hand back fresh copies on every read. Items are in
+DynamoDB's low-level attribute-value form (``{"S": ...}``, ``{"N": ...}``, ``{"B": ...}``,
+``{"BOOL": ...}``), built here without boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from pflambda.errors import ConfigError, InvalidRunState
+from pflambda.limits import DYNAMODB_MAX_ITEM_BYTES
+from pflambda.stores.base import (
+    UPDATABLE,
+    Checkpoint,
+    CheckpointInfo,
+    ItemTooLarge,
+    RunRecord,
+    RunStatus,
+)
+
+Item = dict[str, Any]
+"""A DynamoDB item: attribute name -> attribute value (``{"S": "..."}`` and so on)."""
+
+ITEM_LIMIT: Final = DYNAMODB_MAX_ITEM_BYTES - 9_600
+"""What the stores accept (400,000 bytes as :func:`item_size` counts them).
+
+DynamoDB's limit is 409,600 bytes, but its count of numbers is only documented as
+approximate, and moto refuses items above 405,000 bytes by its own count; holding
+to 400,000 keeps memory, moto and DynamoDB in agreement.
+"""
+
+META: Final = "META"
+CKPT_PREFIX: Final = "CKPT#"
+RUNS_PARTITION: Final = "RUNS"
+"""``gsi1pk`` of every run: ``gsi1`` lists all runs, newest first."""
+
+# RunRecord field -> (attribute name, kind). Kinds: str, float, int, bool, json, status.
+_RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
+    "run_id": ("run_id", "str"),
+    "flow": ("flow", "str"),
+    "fingerprint": ("fingerprint", "str"),
+    "status": ("status", "status"),
+    "created_at": ("created_at", "float"),
+    "updated_at": ("updated_at", "float"),
+    "owner": ("owner", "str"),
+    "context_id": ("context_id", "str"),
+    "cancel_requested": ("cancel_requested", "bool"),
+    "error": ("error", "str"),
+    "prompt": ("prompt", "str"),
+    "input_key": ("input_key", "str"),
+    "expires_at": ("ttl", "int"),
+    "attrs": ("attrs", "json"),
+}
+_NULLABLE: Final = frozenset({"owner", "context_id", "error", "prompt", "input_key", "expires_at"})
+
+
+def run_pk(run_id: str) -> str:
+    """The partition key of a run and all its checkpoints."""
+    return f"RUN#{run_id}"
+
+
+def checkpoint_sk(seq: int) -> str:
+    """The sort key of checkpoint ``seq``: zero-padded, so keys sort by step."""
+    return f"{CKPT_PREFIX}{seq:012d}"
+
+
+def context_pk(context_id: str) -> str:
+    """``gsi2pk`` of a run with a context: ``gsi2`` lists one context's runs."""
+    return f"CTX#{context_id}"
+
+
+def list_sort_key(created_at: float, run_id: str) -> str:
+    """``gsi1sk``: creation time as a fixed-width string, then the id; sorts like time."""
+    return f"{max(created_at, 0.0):020.6f}#{run_id}"
+
+
+def run_key(run_id: str) -> Item:
+    """The primary key of a run's ``META`` item."""
+    return {"pk": {"S": run_pk(run_id)}, "sk": {"S": META}}
+
+
+def _encode(kind: str, value: Any) -> dict[str, Any]:
+    if kind == "str":
+        return {"S": str(value)}
+    if kind == "status":
+        return {"S": RunStatus(value).value}
+    if kind == "bool":
+        return {"BOOL": bool(value)}
+    if kind == "int":
+        return {"N": str(int(value))}
+    if kind == "float":
+        number = float(value)
+        if not math.isfinite(number):
+            raise ConfigError(f"cannot store the number {number!r}")
+        return {"N": repr(number)}
+    return {"S": json.dumps(dict(value), separators=(",", ":"))}
+
+
+def _decode(kind: str, value: Mapping[str, Any]) -> Any:
+    if kind == "status":
+        return RunStatus(value["S"])
+    if kind == "bool":
+        return bool(value["BOOL"])
+    if kind == "int":
+        return int(value["N"])
+    if kind == "float":
+        return float(value["N"])
+    if kind == "json":
+        return json.loads(value["S"])
+    return str(value["S"])
+
+
+def run_item(record: RunRecord) -> Item:
+    """The ``META`` item of a run, index keys included."""
+    item = run_key(record.run_id)
+    for name, (attr, kind) in _RUN_FIELDS.items():
+        value = getattr(record, name)
+        if value is not None:
+            item[attr] = _encode(kind, value)
+    sort_key = {"S": list_sort_key(record.created_at, record.run_id)}
+    item |= {"gsi1pk": {"S": RUNS_PARTITION}, "gsi1sk": sort_key}
+    if record.context_id is not None:
+        item["gsi2pk"] = {"S": context_pk(record.context_id)}
+    return item
+
+
+def run_from_item(item: Mapping[str, Any]) -> RunRecord:
+    """The run a ``META`` item holds."""
+    fields = {
+        name: _decode(kind, item[attr])
+        for name, (attr, kind) in _RUN_FIELDS.items()
+        if attr in item
+    }
+    return RunRecord(**fields)
+
+
+def update_values(changes: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """``update_run``'s changes as attribute -> new value (``None``: remove it)."""
+    unknown = sorted(set(changes) - UPDATABLE)
+    if unknown:
+        raise ConfigError(f"update_run cannot change {', '.join(unknown)}")
+    values: dict[str, dict[str, Any] | None] = {}
+    for name, value in changes.items():
+        attr, kind = _RUN_FIELDS[name]
+        if value is None and name not in _NULLABLE:
+            raise ConfigError(f"update_run cannot set {name} to None")
+        values[attr] = None if value is None else _encode(kind, value)
+    return values
+
+
+def refused(run_id: str, status: RunStatus | str, expect: Collection[RunStatus]) -> InvalidRunState:
+    """The error for an ``update_run`` whose ``expect_status`` did not hold."""
+    wanted = " or ".join(sorted(RunStatus(s).value for s in expect)) or "nothing"
+    return InvalidRunState(f"run {run_id} is {RunStatus(status).value}, expected {wanted}")
+
+
+def checkpoint_item(checkpoint: Checkpoint) -> Item:
+    """A checkpoint's item; ``size`` (the body's length) lets lists skip the body."""
+    item: Item = {
+        "pk": {"S": run_pk(checkpoint.run_id)},
+        "sk": {"S": checkpoint_sk(checkpoint.seq)},
+        "seq": {"N": str(checkpoint.seq)},
+        "body": {"B": bytes(checkpoint.body)},
+        "snapshot": {"BOOL": checkpoint.snapshot},
+        "size": {"N": str(len(checkpoint.body))},
+        "created_at": _encode("float", checkpoint.created_at),
+    }
+    if checkpoint.node_id is not None:
+        item["node_id"] = {"S": checkpoint.node_id}
+    if checkpoint.action is not None:
+        item["action"] = {"S": checkpoint.action}
+    if checkpoint.expires_at is not None:
+        item["ttl"] = {"N": str(checkpoint.expires_at)}
+    return item
+
+
+def checkpoint_from_item(run_id: str, item: Mapping[str, Any]) -> Checkpoint:
+    """The checkpoint an item holds."""
+    return Checkpoint(
+        run_id=run_id,
+        seq=int(item["seq"]["N"]),
+        body=bytes(item["body"]["B"]),
+        snapshot=bool(item["snapshot"]["BOOL"]),
+        created_at=float(item["created_at"]["N"]),
+        node_id=item["node_id"]["S"] if "node_id" in item else None,
+        action=item["action"]["S"] if "action" in item else None,
+        expires_at=int(item["ttl"]["N"]) if "ttl" in item else None,
+    )
+
+
+def info_from_item(item: Mapping[str, Any]) -> CheckpointInfo:
+    """A checkpoint's timeline entry, from an item with or without its body."""
+    return CheckpointInfo(
+        seq=int(item["seq"]["N"]),
+        node_id=item["node_id"]["S"] if "node_id" in item else None,
+        action=item["action"]["S"] if "action" in item else None,
+        snapshot=bool(item["snapshot"]["BOOL"]),
+        size=int(item["size"]["N"]),
+        created_at=float(item["created_at"]["N"]),
+    )
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lstrip("+-").lower().split("e")[0].replace(".", "")
+    digits = len(mantissa.strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    (kind, data), = value.items()
+    if kind == "S":
+        return len(data.encode("utf-8"))
+    if kind == "B":
+        return len(data)
+    if kind == "N":
+        return _number_size(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    raise TypeError(f"no size rule for DynamoDB type {kind}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: attribute names plus values, in bytes.
+
+    Strings count their UTF-8 bytes, binaries their length, numbers one byte per two
+    significant digits plus one, booleans one.
+    """
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def check_size(item: Mapping[str, Any], what: str) -> None:
+    """Raise :class:`ItemTooLarge` naming ``what`` if ``item`` is over :data:`ITEM_LIMIT`."""
+    size = item_size(item)
+    if size > ITEM_LIMIT:
+        raise ItemTooLarge(f"{what} is {size} bytes as a DynamoDB item; the limit is {ITEM_LIMIT}")

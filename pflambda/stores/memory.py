@@ -1,0 +1,158 @@
+"""MemoryStore: the strict in-memory Store, for tests and the local server.
+
+It keeps the very items the DynamoDB store would write (see :mod:`pflambda.stores._item`),
+so a record that is too large or not JSON fails here as it would on AWS, and every read
+decodes a fresh copy: mutating what a read returned changes nothing stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
+from pflambda.stores._item import (
+    Item,
+    check_size,
+    checkpoint_from_item,
+    checkpoint_item,
+    context_pk,
+    info_from_item,
+    refused,
+    run_from_item,
+    run_item,
+    update_values,
+)
+from pflambda.stores.base import Checkpoint, CheckpointInfo, Page, RunRecord, RunStatus
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A :class:`~pflambda.stores.base.Store` in a dict; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, Item] = {}
+        self._checkpoints: dict[str, dict[int, Item]] = {}
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        with self._lock:
+            if record.run_id in self._runs:
+                raise RunExists(f"run {record.run_id} already exists")
+            self._runs[record.run_id] = item
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """A copy of the run's record; :class:`~pflambda.errors.RunNotFound` if none."""
+        with self._lock:
+            item = self._runs.get(run_id)
+        if item is None:
+            raise RunNotFound(f"no run {run_id}")
+        return run_from_item(item)
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        """Change the named fields (``None`` removes one), if the status is as expected."""
+        values = update_values(changes)
+        with self._lock:
+            current = self._runs.get(run_id)
+            if current is None:
+                raise RunNotFound(f"no run {run_id}")
+            status = RunStatus(current["status"]["S"])
+            if expect_status is not None and status not in expect_status:
+                raise refused(run_id, status, expect_status)
+            item = dict(current)
+            for attr, value in values.items():
+                if value is None:
+                    item.pop(attr, None)
+                else:
+                    item[attr] = value
+            check_size(item, f"run {run_id}")
+            self._runs[run_id] = item
+        return run_from_item(item)
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
+        item = checkpoint_item(checkpoint)
+        check_size(item, f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}")
+        with self._lock:
+            steps = self._checkpoints.setdefault(checkpoint.run_id, {})
+            if checkpoint.seq in steps:
+                raise CheckpointConflict(
+                    f"run {checkpoint.run_id} already has checkpoint {checkpoint.seq}"
+                )
+            steps[checkpoint.seq] = item
+
+    def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
+        """The latest snapshot at or before ``at`` and the checkpoints after it."""
+        newest_first: list[Item] = []
+        with self._lock:
+            steps = self._checkpoints.get(run_id, {})
+            top = max(steps, default=-1) if at is None else min(at, max(steps, default=-1))
+            for seq in range(top, -1, -1):  # steps have no gaps: this walks only what it returns
+                item = steps.get(seq)
+                if item is not None:
+                    newest_first.append(item)
+                    if item["snapshot"]["BOOL"]:
+                        break
+        return [checkpoint_from_item(run_id, item) for item in reversed(newest_first)]
+
+    def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
+        """Every checkpoint with ``seq > after``, oldest first, without bodies."""
+        with self._lock:
+            steps = dict(self._checkpoints.get(run_id, {}))
+        return iter([info_from_item(steps[seq]) for seq in sorted(steps) if seq > after])
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        next_token: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+    ) -> Page:
+        """Runs, newest first (by creation time, then id); only the matching ones."""
+        if limit < 1:
+            raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
+        start = _decode_token(next_token)
+        with self._lock:
+            items = sorted(self._runs.values(), key=lambda i: str(i["gsi1sk"]["S"]), reverse=True)
+        matching = [
+            item
+            for item in items
+            if (start is None or item["gsi1sk"]["S"] < start)
+            and (context_id is None or item.get("gsi2pk") == {"S": context_pk(context_id)})
+            and (owner is None or item.get("owner") == {"S": owner})
+        ]
+        page = matching[:limit]
+        more = len(matching) > limit
+        token = _encode_token(page[-1]["gsi1sk"]["S"]) if more else None
+        return Page([run_from_item(item) for item in page], token)
+
+
+def _encode_token(sort_key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": sort_key}).encode()).decode()
+
+
+def _decode_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as err:
+        raise ConfigError(f"invalid list_runs next_token {token!r}") from err
+    if not isinstance(after, str):
+        raise ConfigError(f"invalid list_runs next_token {token!r}")
+    return after

@@ -1,0 +1,1 @@
+"""Flows the engine tests run durably (importable as ``tests.flows.<module>:<factory>``)."""
