@@ -130,9 +130,9 @@ class Boom(Node):
 
 def failing() -> Flow:
     """Count -> Boom."""
-    a = Count()
-    a - "done" >> Boom()
-    a - "again" >> Boom()
+    a, boom = Count(), Boom()
+    a - "done" >> boom
+    a - "again" >> boom
     return Flow(start=a)
 
 
@@ -190,4 +190,36 @@ def big_state() -> Flow:
 
     grow = Grow()
     grow - "again" >> grow
+    grow - "done" >> Finish()
     return Flow(start=grow)
+
+
+class PutBad(Node):
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
+        shared["bad"] = {"f": print}
+
+
+def bad_value() -> Flow:
+    """Count -> PutBad, which leaves a function in shared."""
+    a, bad = Count(), PutBad()
+    a - "done" >> bad
+    a - "again" >> bad
+    return Flow(start=a)
+
+
+class SlowCount(Count):
+    """Count, with an exec slow enough to be killed in the middle of a run."""
+
+    def exec(self, n: int) -> int:
+        import time
+
+        time.sleep(0.05)
+        return n + 1
+
+
+def slow() -> Flow:
+    """SlowCount looping on itself until shared['limit'], then Finish."""
+    a = SlowCount()
+    a - "again" >> a
+    a - "done" >> Finish()
+    return Flow(start=a)

@@ -173,58 +173,61 @@ def round_trip(value: object) -> object:
 
 # --- strategies ------------------------------------------------------------------------------
 
-# Strategies are wrapped in st.deferred so their reprs stay short (hypothesis warns on huge ones).
 offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23))
 fixed_zones = st.builds(timezone, offsets) | st.builds(timezone, offsets, st.sampled_from(["CET"]))
-zones = st.deferred(lambda: st.none() | st.timezones() | fixed_zones)
+zones = st.none() | st.timezones() | fixed_zones
 reserved_text = st.sampled_from(["$pf", "$pf:", "$pf:1", "$pfx", "v", "cls"])
 keys_text = st.text() | reserved_text
+docs = st.builds(Doc, title=st.text())
 
-hashable_scalars = st.deferred(
-    lambda: (
-        st.none()
-        | st.booleans()
-        | st.integers()
-        | st.integers(min_value=-(2**200), max_value=2**200)
-        | st.floats(allow_nan=False)
-        | keys_text
-        | st.binary()
-        | st.datetimes(timezones=zones)
-        | st.dates()
-        | st.times(timezones=zones)
-        | st.timedeltas()
-        | st.decimals(allow_nan=False)
-        | st.uuids()
-        | st.sampled_from([*Color, *Level, Perm.R | Perm.W, Perm.X])
-        | st.builds(PurePosixPath, st.text())
-        | st.builds(PosixPath, st.text())
-        | st.builds(PureWindowsPath, st.text(alphabet="abc:./\\"))
-    )
+HASHABLE_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=False)
+    | keys_text
+    | st.binary()
+    | st.datetimes(timezones=zones)
+    | st.dates()
+    | st.times(timezones=zones)
+    | st.timedeltas()
+    | st.decimals(allow_nan=False)
+    | st.uuids()
+    | st.sampled_from([*Color, *Level, Perm.R | Perm.W, Perm.X])
+    | st.builds(PurePosixPath, st.text())
+    | st.builds(PosixPath, st.text())
+    | st.builds(PureWindowsPath, st.text(alphabet="abc:./\\"))
 )
-hashables = st.deferred(
-    lambda: st.recursive(
-        hashable_scalars,
-        lambda inner: (
-            st.lists(inner, max_size=4).map(tuple)
-            | st.frozensets(inner, max_size=4)
-            | st.builds(Pair, inner, inner)
-        ),
-        max_leaves=10,
+
+
+def compact(strategy: st.SearchStrategy[Any], name: str) -> st.SearchStrategy[Any]:
+    """Draw from ``strategy`` through a composite whose repr is just ``name()``.
+
+    Recursive strategies otherwise have reprs that grow exponentially with depth, and
+    hypothesis renders them while drawing (warning about it, and warnings are errors here).
+    """
+
+    def draw_from(draw: st.DrawFn) -> Any:
+        return draw(strategy)
+
+    draw_from.__name__ = draw_from.__qualname__ = name
+    return st.composite(draw_from)()
+
+
+def hashable_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Hashable containers holding ``inner`` values."""
+    inner = compact(inner, "hashable_inner")
+    return (
+        st.lists(inner, max_size=4).map(tuple)
+        | st.frozensets(inner, max_size=4)
+        | st.builds(Pair, inner, inner)
     )
-)
-scalars = st.deferred(
-    lambda: (
-        hashable_scalars
-        | st.floats()
-        | st.decimals()
-        | st.binary().map(bytearray)
-        | st.builds(Titled, st.text())
-    )
-)
 
 
 def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Every container the codec supports, holding ``inner`` values."""
+    inner = compact(inner, "inner")
     return (
         st.lists(inner, max_size=4)
         | st.lists(inner, max_size=4).map(tuple)
@@ -239,8 +242,15 @@ def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     )
 
 
-docs = st.builds(Doc, title=st.text())
-values = st.deferred(lambda: st.recursive(scalars, containers, max_leaves=20))
+hashables = compact(st.recursive(HASHABLE_SCALARS, hashable_containers, max_leaves=10), "hashables")
+scalars = (
+    HASHABLE_SCALARS
+    | st.floats()
+    | st.decimals()
+    | st.binary().map(bytearray)
+    | st.builds(Titled, st.text())
+)
+values = compact(st.recursive(scalars, containers, max_leaves=20), "values")
 
 
 # --- round-trip properties -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pflambda.errors import (
     FingerprintMismatch,
     InvalidRunState,
     RunNotFound,
+    SerializationError,
 )
 from pflambda.queues.memory import MemoryQueue
 from pflambda.stores.base import RunStatus
@@ -214,10 +215,19 @@ def test_a_failing_node_fails_the_run_and_can_be_retried(engine: Engine) -> None
 
 
 def test_unserialisable_shared_names_key_node_and_type(engine: Engine) -> None:
-    outcome = engine.start("tests.flows.sample:loop", {"limit": 2, "bad": {"f": lambda: 1}})
+    outcome = engine.start("tests.flows.sample:bad_value", {"limit": 1}, run_id="r")
     assert outcome.status == RunStatus.FAILED
-    assert "shared['bad']" in (outcome.error or "")
-    assert "function" in (outcome.error or "")
+    assert (outcome.error or "").startswith(
+        "node 'PutBad': cannot serialise shared['bad']['f'] of type builtin_function_or_method"
+    )
+    assert [c.node_id for c in engine.store.list_checkpoints("r")] == [None, "Count"]
+
+
+def test_unserialisable_initial_state_stores_nothing(engine: Engine) -> None:
+    with pytest.raises(SerializationError, match=r"shared\['bad'\]"):
+        engine.start("tests.flows.sample:loop", {"bad": object()}, run_id="r")
+    with pytest.raises(RunNotFound):
+        engine.store.get_run("r")
 
 
 def test_fork_starts_a_new_run_from_any_checkpoint(engine: Engine) -> None:

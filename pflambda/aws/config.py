@@ -1,0 +1,158 @@
+"""Configuration from the environment, and the engine it builds.
+
+The one place that decides which Store/BlobStore/Queue a process uses:
+
+=========================  ==================================  =====================
+variable                   meaning                             default
+=========================  ==================================  =====================
+``PFLAMBDA_STORE``         ``memory`` or ``dynamodb``          ``dynamodb`` on
+                                                               Lambda, else
+                                                               ``memory``
+``PFLAMBDA_TABLE``         DynamoDB table of runs              ``pflambda-runs``
+``PFLAMBDA_BUCKET``        S3 bucket for large values          ``pflambda-state``
+``PFLAMBDA_QUEUE_URL``     SQS work queue URL                  looked up by name
+``PFLAMBDA_QUEUE``         SQS work queue name                 ``pflambda-work``
+``PFLAMBDA_MARGIN_MS``     stop this long before the timeout   ``30000``
+``PFLAMBDA_TTL_DAYS``      runs expire after this many days    ``30``
+=========================  ==================================  =====================
+
+Region and endpoint come from the standard AWS variables (``AWS_REGION``,
+``AWS_ENDPOINT_URL``...), so pointing at a local emulator needs no code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from pflambda import limits
+from pflambda.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pflambda.blobs.base import BlobStore
+    from pflambda.engine.runner import Engine
+    from pflambda.queues.base import Queue
+    from pflambda.stores.base import Store
+
+__all__ = ["Settings"]
+
+_BACKENDS = ("memory", "dynamodb")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says; ``build_*`` make the ports it names (once each)."""
+
+    backend: str = "memory"
+    table: str = "pflambda-runs"
+    bucket: str = "pflambda-state"
+    queue_name: str = "pflambda-work"
+    queue_url: str | None = None
+    margin_ms: int = limits.DEADLINE_MARGIN_MS
+    ttl_days: int = limits.DEFAULT_RUN_TTL_DAYS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the ``PFLAMBDA_*`` variables (see the module docstring)."""
+        env = os.environ if env is None else env
+        on_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+        backend = env.get("PFLAMBDA_STORE") or ("dynamodb" if on_lambda else "memory")
+        if backend not in _BACKENDS:
+            raise ConfigError(f"PFLAMBDA_STORE must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+        margin = _int(env, "PFLAMBDA_MARGIN_MS", limits.DEADLINE_MARGIN_MS)
+        ttl = _int(env, "PFLAMBDA_TTL_DAYS", limits.DEFAULT_RUN_TTL_DAYS)
+        if margin < 0 or ttl <= 0:
+            raise ConfigError("PFLAMBDA_MARGIN_MS must be >= 0 and PFLAMBDA_TTL_DAYS > 0")
+        return cls(
+            backend=backend,
+            table=env.get("PFLAMBDA_TABLE") or cls.table,
+            bucket=env.get("PFLAMBDA_BUCKET") or cls.bucket,
+            queue_name=env.get("PFLAMBDA_QUEUE") or cls.queue_name,
+            queue_url=env.get("PFLAMBDA_QUEUE_URL") or None,
+            margin_ms=margin,
+            ttl_days=ttl,
+        )
+
+    def engine(self) -> Engine:
+        """An engine on the ports this configuration names."""
+        from pflambda.engine.runner import Engine
+
+        return Engine(
+            self.ports.store,
+            self.ports.blobs,
+            self.ports.queue,
+            margin_ms=self.margin_ms,
+            ttl_days=self.ttl_days,
+        )
+
+    @cached_property
+    def ports(self) -> Ports:
+        """The store, blob store and queue, built once per Settings object."""
+        if self.backend == "memory":
+            return _memory_ports()
+        return _aws_ports(self)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """A store, a blob store and a queue that belong together."""
+
+    store: Store
+    blobs: BlobStore
+    queue: Queue
+
+
+_MEMORY: Ports | None = None
+
+
+def _memory_ports() -> Ports:
+    """One set of memory ports per process, so handlers in one process share runs."""
+    global _MEMORY
+    if _MEMORY is None:
+        from pflambda.blobs.memory import MemoryBlobStore
+        from pflambda.queues.memory import MemoryQueue
+        from pflambda.stores.memory import MemoryStore
+
+        _MEMORY = Ports(MemoryStore(), MemoryBlobStore(), MemoryQueue())
+    return _MEMORY
+
+
+def _aws_ports(settings: Settings) -> Ports:
+    from pflambda.aws.clients import client
+    from pflambda.blobs.s3 import S3BlobStore
+    from pflambda.queues.sqs import SQSQueue
+    from pflambda.stores.dynamodb import DynamoDBStore
+
+    sqs = client("sqs")
+    url = settings.queue_url
+    if url is None:
+        try:
+            url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot find SQS queue {settings.queue_name!r} (set PFLAMBDA_QUEUE_URL): {exc}"
+            ) from exc
+    return Ports(
+        DynamoDBStore(settings.table, client("dynamodb")),
+        S3BlobStore(settings.bucket, client("s3")),
+        SQSQueue(url, sqs),
+    )
+
+
+def reset_memory_ports() -> None:
+    """Forget the process's memory ports (tests)."""
+    global _MEMORY
+    _MEMORY = None

@@ -1,0 +1,90 @@
+"""S3BlobStore: blobs as S3 objects under an optional key prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from pflambda.blobs.base import BlobNotFound
+from pflambda.errors import RetryableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3BlobStore", "create_bucket"]
+
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_RETRYABLE = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+    }
+)
+
+
+def create_bucket(client: S3Client, bucket: str) -> None:
+    """Create ``bucket`` in the client's region if it is not there yet.
+
+    S3 refuses a ``LocationConstraint`` of us-east-1 and requires one everywhere else.
+    """
+    region = client.meta.region_name
+    config: dict[str, Any] = {}
+    if region and region != "us-east-1":
+        config["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        client.create_bucket(Bucket=bucket, **config)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Throttling, 5xx and network failures become RetryableError; the rest goes through."""
+    try:
+        yield
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _RETRYABLE or status >= 500:
+            raise RetryableError(f"S3 {what}: {err}") from err
+        raise
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as err:
+        raise RetryableError(f"S3 {what}: {err}") from err
+
+
+class S3BlobStore:
+    """A :class:`~pflambda.blobs.base.BlobStore` on one S3 bucket.
+
+    ``prefix`` (say ``"pflambda"``) is put before every key, followed by a ``/``.
+    """
+
+    def __init__(self, bucket: str, client: S3Client, prefix: str = "") -> None:
+        self._bucket = bucket
+        self._client = client
+        self._prefix = prefix.rstrip("/") + "/" if prefix else ""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` (overwriting is allowed)."""
+        with _translated(f"put s3://{self._bucket}/{self._prefix}{key}"):
+            self._client.put_object(Bucket=self._bucket, Key=self._prefix + key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        """The bytes at ``key``; :class:`BlobNotFound` if there is no such object."""
+        where = f"s3://{self._bucket}/{self._prefix}{key}"
+        with _translated(f"get {where}"):
+            try:
+                response = self._client.get_object(Bucket=self._bucket, Key=self._prefix + key)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") not in _NOT_FOUND:
+                    raise
+                raise BlobNotFound(f"no blob at {where}") from None
+            return response["Body"].read()

@@ -1,0 +1,246 @@
+"""The ``pflambda`` command: run, resume, inspect and fork durable runs; draw flows.
+
+Exit codes are the contract scripts and tests rely on:
+
+====  ==============================================================
+0     the run completed (or the command succeeded)
+1     the run failed (the reason is on stderr)
+2     bad usage or configuration
+3     the run is paused, waiting for input (``resume --reply``)
+4     the run was cancelled
+5     the run stopped but is still running (deadline, step budget, or
+      another invocation owns it)
+====  ==============================================================
+
+Progress goes to stderr, one line per committed node; the last line on stdout of
+``run``/``resume``/``fork`` is JSON: ``{"run_id", "status", "seq", "shared"}``, with
+shared in pflambda's tagged JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pflambda.errors import ConfigError, PflambdaError
+from pflambda.graph import GraphError
+
+__all__ = ["main"]
+
+EXIT = {"completed": 0, "failed": 1, "paused": 3, "cancelled": 4, "running": 5}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pflambda", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a flow durably: pflambda run MODULE:FACTORY")
+    run.add_argument("flow", help="the flow factory, as package.module:factory")
+    run.add_argument("--shared", default="{}", help="initial shared state as a JSON object")
+    run.add_argument("--run-id", help="the run's id (default: a new uuid)")
+    run.add_argument("--max-steps", type=int, help="stop after this many nodes")
+
+    resume = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    resume.add_argument("run_id")
+    resume.add_argument("--reply", help="the answer to a paused run's question")
+    resume.add_argument("--max-steps", type=int, help="stop after this many nodes")
+    resume.add_argument(
+        "--allow-changed-flow", action="store_true", help="resume even if the flow changed shape"
+    )
+
+    cancel = sub.add_parser("cancel", help="cancel a running or paused run")
+    cancel.add_argument("run_id")
+
+    runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    listing = runs_sub.add_parser("list", help="runs, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    show = runs_sub.add_parser("show", help="a run's timeline of checkpoints")
+    show.add_argument("run_id")
+
+    fork = sub.add_parser("fork", help="start a new run from a checkpoint of an old one")
+    fork.add_argument("run_id")
+    fork.add_argument("--at", type=int, required=True, help="the checkpoint's seq")
+    fork.add_argument("--no-run", action="store_true", help="create the fork, do not run it")
+
+    graph = sub.add_parser("graph", help="print a flow as a mermaid flowchart")
+    graph.add_argument("flow", help="the flow factory, as package.module:factory")
+
+    emulator = sub.add_parser("emulator", help="a local AWS emulator with pflambda's resources")
+    emulator.add_argument("--port", type=int, default=5001)
+    emulator.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pflambda`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args))
+    except (PflambdaError, GraphError) as exc:
+        print(f"pflambda: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError | GraphError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _engine() -> Any:
+    from pflambda.aws.config import Settings
+
+    return Settings.from_env().engine()
+
+
+def _progress(event: Any) -> None:
+    node = event.node_id or "(input)"
+    action = "" if event.action is None else f" -> {event.action!r}"
+    size = f"{event.size / 1024:.1f} KB" if event.size >= 1024 else f"{event.size} B"
+    kind = " snapshot" if event.snapshot else ""
+    line = f"  step {event.seq:>4}  {node}{action}  {size}{kind}  {event.duration_ms:.0f} ms"
+    print(line, file=sys.stderr, flush=True)
+
+
+def _report(outcome: Any) -> int:
+    from pflambda.engine import codec
+
+    status = str(outcome.status)
+    reason = {
+        "failed": f"failed: {outcome.error}",
+        "paused": f"paused for input: {outcome.prompt} (pflambda resume {outcome.run_id} --reply ...)",
+        "cancelled": "cancelled",
+        "running": f"stopped ({outcome.stopped}); continue with: pflambda resume {outcome.run_id}",
+    }.get(status)
+    if reason:
+        print(f"run {outcome.run_id} {reason}", file=sys.stderr)
+    doc = {
+        "run_id": outcome.run_id,
+        "status": status,
+        "seq": outcome.seq,
+        "shared": codec.encode(outcome.shared),
+    }
+    print(json.dumps(doc, ensure_ascii=False))
+    return EXIT.get(status, 1)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        shared = json.loads(args.shared)
+    except json.JSONDecodeError as exc:
+        print(f"pflambda: --shared is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(shared, dict):
+        print("pflambda: --shared must be a JSON object", file=sys.stderr)
+        return 2
+    engine = _engine()
+    print(f"run {args.flow}", file=sys.stderr)
+    outcome = engine.start(
+        args.flow, shared, run_id=args.run_id, max_steps=args.max_steps, on_step=_progress
+    )
+    return _report(outcome)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from pflambda.engine.runner import NO_REPLY
+
+    engine = _engine()
+    reply = NO_REPLY if args.reply is None else args.reply
+    outcome = engine.resume(
+        args.run_id,
+        reply=reply,
+        max_steps=args.max_steps,
+        allow_changed_flow=args.allow_changed_flow,
+        on_step=_progress,
+    )
+    return _report(outcome)
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    record = _engine().cancel(args.run_id)
+    state = "cancelled" if record.status == "cancelled" else "cancel requested"
+    print(f"run {args.run_id}: {state}")
+    return 0
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    engine = _engine()
+    if args.runs_command == "list":
+        page = engine.store.list_runs(limit=args.limit)
+        print(f"{'run id':<38} {'status':<10} {'created (UTC)':<20} flow")
+        for run in page.runs:
+            print(f"{run.run_id:<38} {run.status!s:<10} {_when(run.created_at):<20} {run.flow}")
+        return 0
+    run = engine.store.get_run(args.run_id)
+    print(f"run {run.run_id}  {run.status}  flow {run.flow}  fingerprint {run.fingerprint}")
+    if run.prompt:
+        print(f"waiting for input: {run.prompt}")
+    if run.error:
+        print(f"error: {run.error}")
+    print(f"{'seq':>5}  {'node':<28} {'action':<14} {'bytes':>8}  {'kind':<8} time (UTC)")
+    for c in engine.store.list_checkpoints(args.run_id):
+        kind = "snapshot" if c.snapshot else "delta"
+        node, action = c.node_id or "-", "-" if c.action is None else c.action
+        print(f"{c.seq:>5}  {node:<28} {action:<14} {c.size:>8}  {kind:<8} {_when(c.created_at)}")
+    return 0
+
+
+def _cmd_fork(args: argparse.Namespace) -> int:
+    engine = _engine()
+    record = engine.fork(args.run_id, args.at)
+    print(f"forked {args.run_id}@{args.at} as {record.run_id}", file=sys.stderr)
+    if args.no_run:
+        print(json.dumps({"run_id": record.run_id, "status": str(record.status)}))
+        return 0
+    return _report(engine.resume(record.run_id, on_step=_progress))
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from pflambda.engine.flowref import load_flow
+    from pflambda.graph import to_mermaid
+
+    print(to_mermaid(load_flow(args.flow)), end="")
+    return 0
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from pflambda.local.emulator import start_emulator
+
+    emulator = start_emulator(args.port, args.host)
+    print(f"pflambda emulator on {emulator.endpoint} (DynamoDB, S3, SQS); Ctrl-C stops it.")
+    print("Point pflambda at it with:")
+    for key, value in emulator.env().items():
+        print(f"  export {key}={value}")
+    sys.stdout.flush()
+    stop = {"now": False}
+
+    def _stop(*_: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"]:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "cancel": _cmd_cancel,
+    "runs": _cmd_runs,
+    "fork": _cmd_fork,
+    "graph": _cmd_graph,
+    "emulator": _cmd_emulator,
+}

@@ -1,0 +1,1 @@
+"""Local development: the embedded AWS emulator, the HTTP server and the SQS poller."""

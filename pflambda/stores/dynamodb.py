@@ -1,0 +1,395 @@
+"""DynamoDBStore: runs and checkpoints in one DynamoDB table.
+
+Layout (see DESIGN.md §4; items are built in :mod:`pflambda.stores._item`):
+
+========================  ==================  =========================================
+pk                        sk                  holds
+========================  ==================  =========================================
+``RUN#<id>``              ``META``            the run; ``gsi1pk``/``gsi1sk`` (and
+                                              ``gsi2pk`` with a context) index it
+``RUN#<id>``              ``CKPT#<seq:012d>`` one committed step; ``size`` = body length
+========================  ==================  =========================================
+
+``gsi1`` (``gsi1pk`` = ``RUNS``, ``gsi1sk`` = created-at + ``#`` + id) lists all runs
+newest first; ``gsi2`` (``gsi2pk`` = ``CTX#<context id>``, same sort key ``gsi1sk``)
+lists one context's. ``ttl`` holds ``expires_at``. Every access is a GetItem, PutItem,
+UpdateItem or Query: nothing here scans.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from pflambda.errors import (
+    CheckpointConflict,
+    ConfigError,
+    RetryableError,
+    RunExists,
+    RunNotFound,
+)
+from pflambda.limits import SNAPSHOT_EVERY
+from pflambda.stores._item import (
+    CKPT_PREFIX,
+    RUNS_PARTITION,
+    Item,
+    check_size,
+    checkpoint_from_item,
+    checkpoint_item,
+    checkpoint_sk,
+    context_pk,
+    info_from_item,
+    refused,
+    run_from_item,
+    run_item,
+    run_key,
+    run_pk,
+    update_values,
+)
+from pflambda.stores.base import (
+    Checkpoint,
+    CheckpointInfo,
+    ItemTooLarge,
+    Page,
+    RunRecord,
+    RunStatus,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["TABLE_SCHEMA", "DynamoDBStore", "create_table"]
+
+_S = "S"
+TABLE_SCHEMA: Final[dict[str, Any]] = {
+    "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [
+        {"AttributeName": name, "AttributeType": _S}
+        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk")
+    ],
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "GlobalSecondaryIndexes": [
+        {
+            "IndexName": index,
+            "KeySchema": [
+                {"AttributeName": f"{index}pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for index in ("gsi1", "gsi2")
+    ],
+}
+"""``CreateTable`` arguments, less ``TableName``; ``template.yaml`` mirrors them."""
+
+TTL_ATTRIBUTE: Final = "ttl"
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_TTL_UNSUPPORTED = frozenset({"UnknownOperationException", "NotImplemented"})
+_LOAD_PAGE = SNAPSHOT_EVERY + 1
+"""Items per page when loading: one snapshot interval fits one page. Paging goes on
+until a snapshot is found, so a run written with sparser snapshots still loads right."""
+_INFO_FIELDS = ("seq", "node_id", "action", "snapshot", "size", "created_at")
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the table with :data:`TABLE_SCHEMA` if it is missing, wait, enable TTL."""
+    try:
+        client.create_table(TableName=table_name, **TABLE_SCHEMA)
+    except ClientError as err:
+        if _code(err) != "ResourceInUseException":
+            raise
+    waiter = client.get_waiter("table_exists")
+    waiter.wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    described = client.describe_time_to_live(TableName=table_name)
+    if described["TimeToLiveDescription"].get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+        return
+    try:
+        client.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+    except ClientError as err:  # an emulator without TTL: items just never expire
+        if _code(err) not in _TTL_UNSUPPORTED:
+            raise
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn throttling, 5xx and network failures into RetryableError, oversize into
+    ItemTooLarge; let every other error through."""
+    try:
+        yield
+    except ClientError as err:
+        code, message = _code(err), str(err)
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _RETRYABLE or status >= 500:
+            raise RetryableError(f"DynamoDB {what}: {message}") from err
+        if code == "ValidationException" and "size" in message.lower():
+            raise ItemTooLarge(f"DynamoDB {what}: {message}") from err
+        raise
+    except (BotoConnectionError, HTTPClientError) as err:
+        raise RetryableError(f"DynamoDB {what}: {err}") from err
+
+
+class DynamoDBStore:
+    """A :class:`~pflambda.stores.base.Store` on one DynamoDB table (see module doc)."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        with _translated(f"create run {record.run_id}"):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                raise RunExists(f"run {record.run_id} already exists") from None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's record (strongly consistent); RunNotFound if there is none."""
+        with _translated(f"get run {run_id}"):
+            response = self._client.get_item(
+                TableName=self._table, Key=run_key(run_id), ConsistentRead=True
+            )
+        if "Item" not in response:
+            raise RunNotFound(f"no run {run_id}")
+        return run_from_item(response["Item"])
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        """One conditional UpdateItem of only the named fields; ``None`` removes one."""
+        values = update_values(changes)
+        if not values or (expect_status is not None and not expect_status):
+            record = self.get_run(run_id)
+            if expect_status is not None and record.status not in expect_status:
+                raise refused(run_id, record.status, expect_status)
+            return record
+        request = _update_request(values, expect_status)
+        with _translated(f"update run {run_id}"):
+            try:
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=run_key(run_id),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **request,
+                )
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                current = cast("Mapping[str, Any]", err.response).get("Item")
+                if current is None:
+                    raise RunNotFound(f"no run {run_id}") from None
+                raise refused(run_id, current["status"]["S"], expect_status or ()) from None
+        return run_from_item(response["Attributes"])
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """One conditional PutItem; CheckpointConflict if the step is already there."""
+        item = checkpoint_item(checkpoint)
+        what = f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}"
+        check_size(item, what)
+        with _translated(f"put {what}"):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                raise CheckpointConflict(f"run {checkpoint.run_id} already has {what}") from None
+
+    def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
+        """One Query, newest first, that stops at the first snapshot; oldest first out."""
+        if at is not None and at < 0:
+            return []
+        values = {":pk": {_S: run_pk(run_id)}, ":lo": {_S: CKPT_PREFIX}}
+        if at is None:
+            condition = "pk = :pk AND begins_with(sk, :lo)"
+        else:
+            condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
+            values |= {":lo": {_S: checkpoint_sk(0)}, ":hi": {_S: checkpoint_sk(at)}}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": _LOAD_PAGE,
+        }
+        newest_first: list[Checkpoint] = []
+        for items in self._pages(request, f"load checkpoints of run {run_id}"):
+            for item in items:
+                newest_first.append(checkpoint_from_item(run_id, item))
+                if newest_first[-1].snapshot:
+                    return newest_first[::-1]
+        return newest_first[::-1]
+
+    def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
+        """Every checkpoint with ``seq > after``, oldest first; bodies are not read."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {_S: run_pk(run_id)},
+                ":lo": {_S: checkpoint_sk(max(after + 1, 0))},
+                ":hi": {_S: f"{CKPT_PREFIX}{'9' * 12}"},
+            },
+            "ProjectionExpression": ", ".join(f"#{name}" for name in _INFO_FIELDS),
+            "ExpressionAttributeNames": {f"#{name}": name for name in _INFO_FIELDS},
+            "ConsistentRead": True,
+        }
+        for items in self._pages(request, f"list checkpoints of run {run_id}"):
+            yield from (info_from_item(item) for item in items)
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        next_token: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+    ) -> Page:
+        """Runs newest first from ``gsi1`` (or ``gsi2`` for a context); owner is a filter.
+
+        Each Query asks for one item more than the page still needs, so a full page
+        knows whether anything follows it without an extra round trip.
+        """
+        if limit < 1:
+            raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
+        request, key_attrs = _list_request(self._table, context_id, owner)
+        start = _decode_token(next_token)
+        found: list[Item] = []
+        while True:
+            need = limit - len(found)
+            request["Limit"] = need + 1
+            if start is not None:
+                request["ExclusiveStartKey"] = start
+            with _translated("list runs"):
+                response = self._client.query(**request)
+            items = response.get("Items", [])
+            found += items[:need]
+            start = response.get("LastEvaluatedKey")
+            if len(found) == limit and (len(items) > need or start is not None):
+                token = _encode_token({name: found[-1][name] for name in key_attrs})
+                return Page([run_from_item(item) for item in found], token)
+            if len(found) == limit or start is None:
+                return Page([run_from_item(item) for item in found])
+
+    def _pages(self, request: dict[str, Any], what: str) -> Iterator[list[dict[str, Any]]]:
+        """The items of a Query, page by page, fetched only as they are consumed."""
+        while True:
+            with _translated(what):
+                response = self._client.query(**request)
+            yield list(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            request = {**request, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+
+def _update_request(
+    values: Mapping[str, dict[str, Any] | None], expect: Collection[RunStatus] | None
+) -> dict[str, Any]:
+    """UpdateExpression and friends: SET the given attributes, REMOVE the ``None`` ones."""
+    names = {f"#{attr}": attr for attr in values}
+    sets = [f"#{attr} = :{attr}" for attr, value in values.items() if value is not None]
+    removes = [f"#{attr}" for attr, value in values.items() if value is None]
+    bound = {f":{attr}": value for attr, value in values.items() if value is not None}
+    condition = "attribute_exists(pk)"
+    if expect is not None:
+        wanted = {f":expect{i}": {_S: RunStatus(s).value} for i, s in enumerate(sorted(expect))}
+        condition += f" AND #status IN ({', '.join(wanted)})"
+        names["#status"] = "status"
+        bound |= wanted
+    clauses = ([f"SET {', '.join(sets)}"] if sets else []) + (
+        [f"REMOVE {', '.join(removes)}"] if removes else []
+    )
+    request: dict[str, Any] = {
+        "UpdateExpression": " ".join(clauses),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+    }
+    if bound:
+        request["ExpressionAttributeValues"] = bound
+    return request
+
+
+def _list_request(
+    table: str, context_id: str | None, owner: str | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The Query for one listing, and the key attributes a page token must carry."""
+    if context_id is None:
+        index, partition_attr, partition = "gsi1", "gsi1pk", RUNS_PARTITION
+    else:
+        index, partition_attr, partition = "gsi2", "gsi2pk", context_pk(context_id)
+    request: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": index,
+        "KeyConditionExpression": "#part = :part",
+        "ExpressionAttributeNames": {"#part": partition_attr},
+        "ExpressionAttributeValues": {":part": {_S: partition}},
+        "ScanIndexForward": False,
+    }
+    if owner is not None:
+        request["FilterExpression"] = "#owner = :owner"
+        request["ExpressionAttributeNames"]["#owner"] = "owner"
+        request["ExpressionAttributeValues"][":owner"] = {_S: owner}
+    return request, ("pk", "sk", partition_attr, "gsi1sk")
+
+
+def _encode_token(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error) as err:
+        raise ConfigError(f"invalid list_runs next_token {token!r}") from err
+    valid = isinstance(key, dict) and all(
+        isinstance(value, dict) and isinstance(value.get(_S), str) for value in key.values()
+    )
+    if not valid:
+        raise ConfigError(f"invalid list_runs next_token {token!r}")
+    return dict(key)
