@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import pocketflow
-from core_impls import IMPLS, observe
+from tests.unit.core_impls import IMPLS, observe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
