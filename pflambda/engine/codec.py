@@ -9,8 +9,8 @@ whose reserved key is ``"$pf"``::
     {"$pf": "int", "v": "-0x1f..."}                          ints wider than 64 bits
     {"$pf": "float", "v": "nan" | "inf" | "-inf"}
     {"$pf": "bytes" | "bytearray", "v": "<base64>"}
-    {"$pf": "datetime" | "time", "v": "<isoformat>"}        + "tz" (ZoneInfo key), "tzname",
-    {"$pf": "date", "v": "<isoformat>"}                        "fold" when they matter
+    {"$pf": "datetime" | "time", "v": "<isoformat>"}        + "fold": 1 and "tz": a ZoneInfo
+    {"$pf": "date", "v": "<isoformat>"}                        key or [offset_us, (tzname)]
     {"$pf": "timedelta", "v": [days, seconds, microseconds]}
     {"$pf": "decimal" | "uuid", "v": "<str>"}
     {"$pf": "path", "cls": "PurePosixPath", "v": "<str>"}
@@ -49,6 +49,10 @@ MAX_DEPTH = 100
 """Deepest container nesting encoded; deeper (or cyclic) values raise SerializationError."""
 
 _TAG = "$pf"
+_SUPPORTED = (
+    "only JSON types, tuple, set, frozenset, bytes, bytearray, datetime types, Decimal, UUID,"
+    " pathlib paths, enums, dataclasses and pydantic models can be checkpointed"
+)
 _KEY_ESCAPE = _TAG + ":"
 _PATH_TYPES = {
     cls.__name__: cls for cls in (PurePosixPath, PureWindowsPath, PosixPath, WindowsPath)
@@ -166,13 +170,7 @@ def _encode_other(value: object, depth: int) -> JSONValue:
     if base is not None:
         name = base.__qualname__
         raise _Failure(value, f"subclasses of {name} are not supported; convert to a plain {name}")
-    raise _Failure(value, _UNSUPPORTED)
-
-
-_UNSUPPORTED = (
-    "only JSON types, tuple, set, frozenset, bytes, bytearray, datetime types, Decimal, UUID,"
-    " pathlib paths, enums, dataclasses and pydantic models can be checkpointed"
-)
+    raise _Failure(value, _SUPPORTED)
 
 
 def _encode_model(value: Any, depth: int) -> JSONValue:
@@ -298,13 +296,15 @@ def _encode_float(value: float, depth: int) -> JSONValue:
 def _encode_clock(value: datetime | time, depth: int) -> JSONValue:
     """Encode a datetime or time as ISO text plus what ISO text cannot carry."""
     out: dict[str, JSONValue] = {_TAG: type(value).__name__, "v": value.isoformat()}
-    zone = value.tzinfo
+    zone, offset = value.tzinfo, value.utcoffset() or timedelta()
     if isinstance(zone, ZoneInfo) and zone.key is not None:
         out["tz"] = zone.key
     elif isinstance(zone, timezone):
+        # fromisoformat() in 3.11 reads offsets under a second as UTC, and drops custom names.
         name = zone.tzname(None)
-        if name != timezone(value.utcoffset() or timedelta()).tzname(None):
-            out["tzname"] = name
+        named = name != timezone(offset).tzname(None)
+        if offset.microseconds or named:
+            out["tz"] = [offset // timedelta(microseconds=1), *([name] if named else [])]
     elif zone is not None:
         reason = f"its tzinfo {_type_name(zone)} is not datetime.timezone or a keyed ZoneInfo"
         raise _Failure(value, reason)
@@ -393,16 +393,18 @@ def _lookup_class(ref: str) -> type:
     return found
 
 
+_KIND_CHECKS: dict[str, Callable[[type], bool]] = {
+    "enum": lambda cls: issubclass(cls, enum.Enum),
+    "dataclass": dataclasses.is_dataclass,
+    "model": lambda cls: hasattr(cls, "model_construct") and hasattr(cls, "model_fields"),
+}
+
+
 @functools.lru_cache(maxsize=512)
 def _import_class(ref: str, kind: str) -> type:
     """Import a class named by a checkpoint, checking it is the ``kind`` the tag claims."""
     cls = _lookup_class(ref)
-    checks: dict[str, Callable[[type], bool]] = {
-        "enum": lambda c: issubclass(c, enum.Enum),
-        "dataclass": dataclasses.is_dataclass,
-        "model": lambda c: hasattr(c, "model_construct") and hasattr(c, "model_fields"),
-    }
-    if not checks[kind](cls):
+    if not _KIND_CHECKS[kind](cls):
         raise DecodeError(f"checkpoint says {ref} is a {kind}, but it is not")
     return cls
 
@@ -426,14 +428,15 @@ def _decode(data: Any) -> object:
 
 
 def _decode_clock(data: dict[str, Any]) -> object:
-    """Rebuild a datetime or time from ISO text, zone key, zone name and fold."""
+    """Rebuild a datetime or time from ISO text, then the zone and fold ISO cannot carry."""
     value: datetime | time = (datetime if data[_TAG] == "datetime" else time).fromisoformat(
         data["v"]
     )
-    if "tz" in data:
-        value = value.replace(tzinfo=ZoneInfo(data["tz"]))
-    if "tzname" in data:
-        value = value.replace(tzinfo=timezone(value.utcoffset() or timedelta(), data["tzname"]))
+    zone = data.get("tz")
+    if isinstance(zone, str):
+        value = value.replace(tzinfo=ZoneInfo(zone))
+    elif zone is not None:
+        value = value.replace(tzinfo=timezone(timedelta(microseconds=zone[0]), *zone[1:]))
     return value.replace(fold=data.get("fold", 0))
 
 

@@ -47,7 +47,7 @@ def emulator_env() -> Iterator[dict[str, str]]:
         yield {**env, **exports}
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        proc.communicate(timeout=20)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,7 +79,7 @@ def test_killed_run_resumes_to_the_same_end(emulator_env: dict[str, str]) -> Non
         if line.strip().startswith("step   10"):
             break
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
 
     shown = cli(emulator_env, "runs", "show", "killed")
