@@ -111,7 +111,8 @@ def _report(outcome: Any) -> int:
     status = str(outcome.status)
     reason = {
         "failed": f"failed: {outcome.error}",
-        "paused": f"paused for input: {outcome.prompt} (pflambda resume {outcome.run_id} --reply ...)",
+        "paused": f"paused for input: {outcome.prompt} "
+        f"(answer with: pflambda resume {outcome.run_id} --reply ...)",
         "cancelled": "cancelled",
         "running": f"stopped ({outcome.stopped}); continue with: pflambda resume {outcome.run_id}",
     }.get(status)

@@ -10,7 +10,7 @@ DYNAMODB_MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item size limit (attribute names + values)."""
 
 CHECKPOINT_BODY_BUDGET = 300 * 1024
-"""Checkpoint bodies above this move their largest values to the blob store."""
+"""A checkpoint body larger than this (compressed) is stored in the blob store whole."""
 
 INLINE_VALUE_LIMIT = 64 * 1024
 """A single shared value encoded larger than this always goes to the blob store."""
@@ -21,11 +21,15 @@ SQS_MAX_MESSAGE_BYTES = 256 * 1024
 SQS_MAX_BATCH = 10
 """Messages per SendMessageBatch / DeleteMessageBatch call."""
 
-SNAPSHOT_EVERY = 50
-"""A full snapshot of shared is written at least every this many steps."""
+SNAPSHOT_EVERY = 100
+"""A full snapshot of shared is written at least every this many steps (bounds resume reads)."""
 
-SNAPSHOT_DELTA_BYTES = 256 * 1024
-"""...or sooner, once the deltas since the last snapshot add up to this many bytes."""
+SNAPSHOT_DELTA_BYTES = 64 * 1024
+"""...or sooner, once the deltas since the last snapshot add up to this many bytes and to
+more than the snapshot itself would take: resuming reads at most about twice the state."""
+
+CHECKPOINT_ITEM_OVERHEAD = 200
+"""Bytes a checkpoint costs beyond its body (keys, attributes), in the snapshot arithmetic."""
 
 DEADLINE_MARGIN_MS = 30_000
 """Stop starting nodes when the Lambda has less than this left, and continue elsewhere."""

@@ -1,1 +1,4 @@
-"""The AWS edge: event parsing, Lambda handlers, config from the environment; the only place boto3 clients are made."""
+"""The AWS edge: event parsing, Lambda handlers and config from the environment.
+
+The only place boto3 clients are made.
+"""

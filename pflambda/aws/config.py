@@ -71,7 +71,9 @@ class Settings:
         on_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
         backend = env.get("PFLAMBDA_STORE") or ("dynamodb" if on_lambda else "memory")
         if backend not in _BACKENDS:
-            raise ConfigError(f"PFLAMBDA_STORE must be one of {', '.join(_BACKENDS)}, got {backend!r}")
+            raise ConfigError(
+                f"PFLAMBDA_STORE must be one of {', '.join(_BACKENDS)}, got {backend!r}"
+            )
         margin = _int(env, "PFLAMBDA_MARGIN_MS", limits.DEADLINE_MARGIN_MS)
         ttl = _int(env, "PFLAMBDA_TTL_DAYS", limits.DEFAULT_RUN_TTL_DAYS)
         if margin < 0 or ttl <= 0:

@@ -51,7 +51,7 @@ class Worker:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler: an SQS event in, a partial batch response out."""
-        return process_partial_response(
+        return process_partial_response(  # type: ignore[return-value]
             event=event,
             record_handler=self.handle_record,
             processor=self.processor,

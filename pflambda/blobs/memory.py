@@ -33,4 +33,3 @@ class MemoryBlobStore:
         if data is None:
             raise BlobNotFound(f"no blob at {key!r}")
         return data
-

@@ -54,6 +54,18 @@ _SUPPORTED = (
     " pathlib paths, enums, dataclasses and pydantic models can be checkpointed"
 )
 _KEY_ESCAPE = _TAG + ":"
+# What bad checkpoint data can make decoding raise (ArithmeticError: Decimal, timedelta;
+# NotImplementedError: a WindowsPath on Linux; RecursionError: nesting no encoder wrote).
+_DECODE_FAILURES = (
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    ImportError,
+    ArithmeticError,
+    NotImplementedError,
+    RecursionError,
+)
 _PATH_TYPES = {
     cls.__name__: cls for cls in (PurePosixPath, PureWindowsPath, PosixPath, WindowsPath)
 }
@@ -92,7 +104,7 @@ def decode(data: JSONValue) -> object:
         return _decode(data)
     except DecodeError:
         raise
-    except (LookupError, TypeError, ValueError, AttributeError, ImportError) as exc:
+    except _DECODE_FAILURES as exc:
         raise DecodeError(f"malformed checkpoint: {type(exc).__name__}: {exc}") from exc
 
 
@@ -279,20 +291,6 @@ def _encode_pairs(value: dict[object, object], depth: int) -> JSONValue:
     return {_TAG: "dict", "v": pairs}
 
 
-def _encode_int(value: int, depth: int) -> JSONValue:
-    """Keep ints within 64 bits plain; wider ones go as hex (no str-digits limit, any reader)."""
-    if value.bit_length() <= 64:
-        return value
-    return {_TAG: "int", "v": hex(value)}
-
-
-def _encode_float(value: float, depth: int) -> JSONValue:
-    """Keep finite floats plain (repr round-trips, -0.0 included); tag nan and infinities."""
-    if value - value == 0.0:
-        return value
-    return {_TAG: "float", "v": repr(value)}
-
-
 def _encode_clock(value: datetime | time, depth: int) -> JSONValue:
     """Encode a datetime or time as ISO text plus what ISO text cannot carry."""
     out: dict[str, JSONValue] = {_TAG: type(value).__name__, "v": value.isoformat()}
@@ -313,40 +311,32 @@ def _encode_clock(value: datetime | time, depth: int) -> JSONValue:
     return out
 
 
-def _tagged(tag: str, payload: Callable[[Any], JSONValue]) -> Callable[[Any, int], JSONValue]:
-    """Build an encoder for a scalar type stored as ``{"$pf": tag, "v": payload(value)}``."""
-    return lambda value, depth: {_TAG: tag, "v": payload(value)}
-
-
 def _b64(value: bytes | bytearray) -> str:
     """Base64 text of some bytes."""
     return base64.b64encode(value).decode("ascii")
 
 
-def _plain(value: JSONValue, depth: int) -> JSONValue:
-    """Values JSON already represents exactly."""
-    return value
-
-
 _ENCODERS: dict[type, Callable[[Any, int], JSONValue]] = {
-    str: _plain,
-    bool: _plain,
-    NoneType: _plain,
-    int: _encode_int,
-    float: _encode_float,
+    # JSON holds these exactly.  Ints wider than 64 bits go as hex: int64 readers stay safe
+    # and str() of huge ints hits Python's digit limit.  nan and infinities are not JSON.
+    str: lambda v, d: v,
+    bool: lambda v, d: v,
+    NoneType: lambda v, d: v,
+    int: lambda v, d: v if v.bit_length() <= 64 else {_TAG: "int", "v": hex(v)},
+    float: lambda v, d: v if v - v == 0.0 else {_TAG: "float", "v": repr(v)},
     list: _encode_items,
     dict: _encode_dict,
     tuple: lambda value, depth: {_TAG: "tuple", "v": _encode_items(value, depth)},
     set: _encode_set,
     frozenset: _encode_set,
-    bytes: _tagged("bytes", _b64),
-    bytearray: _tagged("bytearray", _b64),
+    bytes: lambda v, d: {_TAG: "bytes", "v": _b64(v)},
+    bytearray: lambda v, d: {_TAG: "bytearray", "v": _b64(v)},
     datetime: _encode_clock,
     time: _encode_clock,
-    date: _tagged("date", date.isoformat),
-    timedelta: _tagged("timedelta", lambda v: [v.days, v.seconds, v.microseconds]),
-    Decimal: _tagged("decimal", str),
-    UUID: _tagged("uuid", str),
+    date: lambda v, d: {_TAG: "date", "v": v.isoformat()},
+    timedelta: lambda v, d: {_TAG: "timedelta", "v": [v.days, v.seconds, v.microseconds]},
+    Decimal: lambda v, d: {_TAG: "decimal", "v": str(v)},
+    UUID: lambda v, d: {_TAG: "uuid", "v": str(v)},
     **{
         cls: lambda v, d: {_TAG: "path", "cls": type(v).__name__, "v": str(v)}
         for cls in _PATH_TYPES.values()
@@ -505,10 +495,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], object]] = {
 
 def _type_name(value: object) -> str:
     """Qualified type name, without the ``builtins.`` prefix."""
-    cls = type(value)
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+    module, name = type(value).__module__, type(value).__qualname__
+    return name if module == "builtins" else f"{module}.{name}"
 
 
 def _short_repr(value: object) -> str:

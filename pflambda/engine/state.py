@@ -9,7 +9,10 @@ A body is compact JSON (zlib-compressed past a couple of KB, marked by a leading
 ``set`` holds the values that changed in this step (all of them in a snapshot),
 ``blobs`` the changed values too large to keep inline -- they live in the blob store
 under a content-addressed key, written once -- and ``del`` the keys removed. Keys
-are :func:`~pflambda.engine.codec.encode_key` strings, values are codec JSON.
+are :func:`~pflambda.engine.codec.encode_key` strings, values are codec JSON. A body
+still over :data:`~pflambda.limits.CHECKPOINT_BODY_BUDGET` once compressed goes to the
+blob store whole, and the item holds ``@`` and its key: one extra PUT, never a
+failed write.
 
 Change detection compares each value's encoded text with what was committed, so a
 value mutated in place is seen as changed, and an unchanged value costs nothing.
@@ -79,6 +82,8 @@ class SharedTracker:
         """Encoded key -> blob key, for committed values that live in the blob store."""
         self.delta_bytes = 0
         self.steps_since_snapshot = 0
+        self.state_bytes = 0
+        """What a snapshot of the committed state would take inline (blobs as refs)."""
 
     # -- writing --------------------------------------------------------------------
 
@@ -94,10 +99,9 @@ class SharedTracker:
 
     def want_snapshot(self) -> bool:
         """Whether the next checkpoint should hold all of shared."""
-        return (
-            self.steps_since_snapshot + 1 >= limits.SNAPSHOT_EVERY
-            or self.delta_bytes >= limits.SNAPSHOT_DELTA_BYTES
-        )
+        if self.steps_since_snapshot + 1 >= limits.SNAPSHOT_EVERY:
+            return True
+        return self.delta_bytes >= max(self.state_bytes, limits.SNAPSHOT_DELTA_BYTES)
 
     def build(
         self,
@@ -116,7 +120,7 @@ class SharedTracker:
             changed = {k: t for k, t in current.items() if self.committed.get(k) != t}
             deleted = [k for k in self.committed if k not in current]
         refs = {k: r for k, r in self.refs.items() if k in current and k not in changed}
-        inline, body_refs = self._place(changed, snapshot, cursor)
+        inline, body_refs = self._place(changed, snapshot)
         refs.update(body_refs)
         head = {"v": FORMAT, "snap": snapshot, "cursor": cursor}
         tail: dict[str, Any] = {"blobs": body_refs, "del": deleted}
@@ -128,49 +132,47 @@ class SharedTracker:
         data = text.encode()
         if len(data) > COMPRESS_OVER:
             data = b"z" + zlib.compress(data, 6)
+        if len(data) > limits.CHECKPOINT_BODY_BUDGET:
+            data = b"@" + self._offload(data, compressed=data[:1] == b"z").encode()
         return data, refs
 
     def _place(
-        self, changed: dict[str, str], snapshot: bool, cursor: codec.JSONValue
+        self, changed: dict[str, str], snapshot: bool
     ) -> tuple[dict[str, str], dict[str, str]]:
-        """Split changed values into inline text and blob refs, keeping the body small."""
+        """Split changed values into inline text and blob refs (values over the inline limit)."""
         inline: dict[str, str] = {}
         refs: dict[str, str] = {}
         for key, text in changed.items():
             if snapshot and self.refs.get(key) and self.committed.get(key) == text:
                 refs[key] = self.refs[key]
             elif len(text) > limits.INLINE_VALUE_LIMIT:
-                refs[key] = self._offload(text)
+                refs[key] = self._offload(text.encode())
             else:
                 inline[key] = text
-        budget = limits.CHECKPOINT_BODY_BUDGET - len(_dump(cursor))
-        size = sum(len(k) + len(t) + 4 for k, t in inline.items())
-        for key in sorted(inline, key=lambda k: len(inline[k]), reverse=True):
-            if size <= budget:
-                break
-            size -= len(key) + len(inline[key]) + 4
-            refs[key] = self._offload(inline.pop(key))
-        if size > budget:
-            raise SerializationError(
-                "shared", "dict", f"{len(inline)} keys too many for one checkpoint item"
-            )
         return inline, refs
 
-    def _offload(self, text: str) -> str:
-        data = text.encode()
+    def _offload(self, data: bytes, compressed: bool = False) -> str:
+        """Put ``data`` in the blob store under its content hash (idempotent); its key."""
         key = f"runs/{self.run_id}/{hashlib.sha256(data).hexdigest()[:40]}"
-        self.blob_store.put(key, zlib.compress(data, 1))
+        self.blob_store.put(key, data if compressed else zlib.compress(data, 1))
         return key
+
+    def read(self, data: bytes) -> Body:
+        """Parse a stored body, fetching it from the blob store if it was too large."""
+        if data[:1] == b"@":
+            data = self.blob_store.get(data[1:].decode())
+        return read_body(data)
 
     def commit(
         self, current: dict[str, str], refs: dict[str, str], body_size: int, snap: bool
     ) -> None:
         """Record that the checkpoint built from ``current`` is now stored."""
         self.committed, self.refs = current, refs
+        self.state_bytes = _inline_size(current, refs)
         if snap:
             self.delta_bytes, self.steps_since_snapshot = 0, 0
         else:
-            self.delta_bytes += body_size
+            self.delta_bytes += body_size + limits.CHECKPOINT_ITEM_OVERHEAD
             self.steps_since_snapshot += 1
 
     # -- reading --------------------------------------------------------------------
@@ -180,12 +182,12 @@ class SharedTracker:
         values: dict[str, codec.JSONValue | _BlobRef] = {}
         last: Body | None = None
         for ckpt in checkpoints:
-            body = read_body(ckpt.body)
+            body = self.read(ckpt.body)
             if body.snapshot:
                 values.clear()
                 self.delta_bytes, self.steps_since_snapshot = 0, 0
             else:
-                self.delta_bytes += len(ckpt.body)
+                self.delta_bytes += len(ckpt.body) + limits.CHECKPOINT_ITEM_OVERHEAD
                 self.steps_since_snapshot += 1
             for key in body.deleted:
                 values.pop(key, None)
@@ -204,12 +206,18 @@ class SharedTracker:
                 text = _dump(value)
             self.committed[key] = text
             shared[codec.decode_key(key)] = codec.loads(text)
+        self.state_bytes = _inline_size(self.committed, self.refs)
         return shared, last
 
 
 @dataclass(frozen=True)
 class _BlobRef:
     key: str
+
+
+def _inline_size(current: dict[str, str], refs: dict[str, str]) -> int:
+    """Bytes a snapshot of ``current`` would hold inline (blob refs count as the ref)."""
+    return sum(len(k) + (len(refs[k]) if k in refs else len(t)) + 4 for k, t in current.items())
 
 
 def _join(inline: dict[str, str]) -> str:

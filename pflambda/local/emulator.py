@@ -68,9 +68,7 @@ def start_emulator(
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
-        raise ConfigError(
-            "the local emulator needs moto: pip install 'pflambda[local]'"
-        ) from exc
+        raise ConfigError("the local emulator needs moto: pip install 'pflambda[local]'") from exc
     import boto3
 
     from pflambda.blobs.s3 import create_bucket

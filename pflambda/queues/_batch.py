@@ -36,7 +36,11 @@ def plan_batches(bodies: Sequence[str], delay_seconds: int) -> list[list[str]]:
                 f"message {index} of {len(bodies)} is {size} bytes; "
                 f"the limit is {SQS_MAX_MESSAGE_BYTES}; nothing was sent"
             )
-        if not batches or len(batches[-1]) == SQS_MAX_BATCH or batch_bytes + size > SQS_MAX_MESSAGE_BYTES:
+        if (
+            not batches
+            or len(batches[-1]) == SQS_MAX_BATCH
+            or batch_bytes + size > SQS_MAX_MESSAGE_BYTES
+        ):
             batches.append([])
             batch_bytes = 0
         batches[-1].append(body)

@@ -120,7 +120,9 @@ class MemoryQueue:
             now = self._clock.monotonic()
             return sum(1 for m in self._messages.values() if m.receipt and m.visible_at > now)
 
-    def _take(self, max_messages: int, visibility_timeout: int, dead: list[_Stored]) -> list[Message]:
+    def _take(
+        self, max_messages: int, visibility_timeout: int, dead: list[_Stored]
+    ) -> list[Message]:
         """Deliver visible messages (lock held); those past ``max_receives`` go to ``dead``."""
         now = self._clock.monotonic()
         taken: list[Message] = []

@@ -65,7 +65,10 @@ def create_queue(
     if dlq_name is not None:
         dlq_url = client.create_queue(QueueName=dlq_name)["QueueUrl"]
         arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
-        policy = {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": max_receives}
+        policy = {
+            "deadLetterTargetArn": arn["Attributes"]["QueueArn"],
+            "maxReceiveCount": max_receives,
+        }
         attributes["RedrivePolicy"] = json.dumps(policy)
     return client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
@@ -89,7 +92,9 @@ def _translated(what: str) -> Iterator[None]:
 
 
 def _describe(failures: Sequence[Failure]) -> str:
-    return "; ".join(f"entry {f['Id']}: {f['Code']} {f.get('Message', '')}".strip() for f in failures)
+    return "; ".join(
+        f"entry {f['Id']}: {f['Code']} {f.get('Message', '')}".strip() for f in failures
+    )
 
 
 class SQSQueue:
@@ -144,7 +149,9 @@ class SQSQueue:
         for start in range(0, len(unique), SQS_MAX_BATCH):
             chunk = unique[start : start + SQS_MAX_BATCH]
             entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)]
-            self._batch("DeleteMessageBatch", self._delete_batch, entries, sender_faults_fatal=False)
+            self._batch(
+                "DeleteMessageBatch", self._delete_batch, entries, sender_faults_fatal=False
+            )
 
     def release(self, receipt: str) -> None:
         """Make a delivery visible again now; a stale receipt is ignored."""

@@ -213,7 +213,7 @@ def _number_size(text: str) -> int:
 
 
 def _value_size(value: Mapping[str, Any]) -> int:
-    (kind, data), = value.items()
+    ((kind, data),) = value.items()
     if kind == "S":
         return len(data.encode("utf-8"))
     if kind == "B":

@@ -84,15 +84,21 @@ def count_calls(aws_client: Any, event: str) -> Counter[str]:
     return calls
 
 
-def fail_calls(aws_client: Any, event: str, code: str, status: int = 400, times: int = 1) -> None:
-    """Make the next ``times`` calls to ``event`` fail with ``code`` without reaching moto."""
+def fail_calls(
+    aws_client: Any, event: str, code: str, status: int = 400, message: str = "", times: int = 1
+) -> None:
+    """Make the next ``times`` calls to ``event`` fail with ``code`` without reaching moto.
+
+    A ``before-call`` handler that answers short-circuits botocore: no request is sent
+    and botocore raises the error as if the service had returned it.
+    """
     remaining = [times]
 
     def hook(**_: Any) -> Any:
         if remaining[0] == 0:
             return None
         remaining[0] -= 1
-        error = {"Error": {"Code": code, "Message": f"injected {code}"}}
+        error = {"Error": {"Code": code, "Message": message or f"injected {code}"}}
         return SimpleNamespace(status_code=status), error | {
             "ResponseMetadata": {"HTTPStatusCode": status}
         }

@@ -52,7 +52,13 @@ def emulator_env() -> Iterator[dict[str, str]]:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PFLAMBDA, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+        [*PFLAMBDA, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
     )
 
 
@@ -106,7 +112,15 @@ def test_paused_run_exit_code_and_reply(emulator_env: dict[str, str]) -> None:
 
 
 def test_fork_and_graph(emulator_env: dict[str, str]) -> None:
-    cli(emulator_env, "run", "tests.flows.sample:loop", "--shared", '{"limit": 4}', "--run-id", "orig")
+    cli(
+        emulator_env,
+        "run",
+        "tests.flows.sample:loop",
+        "--shared",
+        '{"limit": 4}',
+        "--run-id",
+        "orig",
+    )
     forked = cli(emulator_env, "fork", "orig", "--at", "2")
     assert forked.returncode == 0, forked.stderr
     assert last_json(forked.stdout)["shared"]["n"] == 4  # type: ignore[index]

@@ -17,13 +17,13 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path, PosixPath, PurePosixPath, PureWindowsPath
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
-from pflambda.engine import codec
 from pflambda.engine.codec import (
     MAX_DEPTH,
     DecodeError,
@@ -349,7 +349,7 @@ def test_plain_json_encodes_to_itself_in_insertion_order() -> None:
         Decimal("1E+1000"),
         datetime(2024, 2, 29, 23, 59, 59, 999999),  # noqa: DTZ001 - naive on purpose
         datetime(2024, 2, 29, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=-5, seconds=1))),
-        datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=codec.ZoneInfo("Europe/London")),
+        datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")),
         time(1, 2, 3, 4, tzinfo=timezone(timedelta(hours=1), "CET")),
         time(tzinfo=timezone(timedelta(microseconds=-1))),
         datetime(2000, 1, 1, tzinfo=timezone(timedelta(microseconds=999_999))),
@@ -502,6 +502,12 @@ def test_nesting_up_to_the_limit_round_trips() -> None:
     for _ in range(MAX_DEPTH - 2):
         deep = (deep,)
     assert_same(deep, round_trip(deep))
+    deepest: object = 1
+    for _ in range(MAX_DEPTH - 1):  # pairs-form dicts: three JSON levels per level
+        deepest = {(1,): deepest}
+    assert_same(deepest, round_trip(deepest))
+    with pytest.raises(SerializationError):
+        dumps({(1,): deepest})
 
 
 def test_class_defined_in_a_function_fails_at_encode_time() -> None:
@@ -563,6 +569,12 @@ def test_with_node_names_the_node_and_keeps_details() -> None:
         {"$pf": "dataclass", "cls": f"{__name__}:Pair", "v": {"left": 1}},
         {"$pf": "model", "cls": "no.such.module:Thing", "v": {}},
         {"$pf": "set", "v": [[1]]},
+        {"$pf": "decimal", "v": "one"},
+        {"$pf": "timedelta", "v": [10**12, 0, 0]},
+        {"$pf": "path", "cls": "WindowsPath", "v": "C:\\x"},
+        {"$pf": "path", "cls": "str", "v": "x"},
+        {"$pf": "datetime", "v": "2020-01-01", "tz": "No/Such_Zone"},
+        {"$pf": "model", "cls": f"{__name__}:Doc", "v": {"title": "t", "gone": 1}},
     ],
 )
 def test_malformed_checkpoints_raise_decode_error(data: Any) -> None:

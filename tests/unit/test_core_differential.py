@@ -33,6 +33,7 @@ from typing import Any
 
 import pocketflow
 import pytest
+
 from tests.unit.core_impls import CLASS_NAMES, IMPL_IDS, IMPL_MODULES, Outcome, observe, pflambda_pf
 
 # --------------------------------------------------------------------------- harness

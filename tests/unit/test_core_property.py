@@ -25,9 +25,10 @@ from types import ModuleType
 from typing import Any
 
 import pocketflow
-from tests.unit.core_impls import IMPLS, observe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.unit.core_impls import IMPLS, observe
 
 BUDGET = 25
 HARD_LIMIT = 2_000  # never reached unless an implementation loops forever

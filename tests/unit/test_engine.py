@@ -37,16 +37,16 @@ def in_process(ref: str, shared: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The reference: PocketFlow semantics, run in one go."""
     flow = load_flow(ref)
     state = copy.deepcopy(shared)
-    if hasattr(flow, "run_async"):
-        result = asyncio.run(flow.run_async(state))
-    else:
-        result = flow.run(state)
+    is_async = hasattr(flow, "run_async")
+    result = asyncio.run(flow.run_async(state)) if is_async else flow.run(state)
     return state, result
 
 
 @pytest.fixture
 def engine() -> Engine:
-    return Engine(MemoryStore(), MemoryBlobStore(), MemoryQueue(clock=FakeClock()), clock=FakeClock())
+    return Engine(
+        MemoryStore(), MemoryBlobStore(), MemoryQueue(clock=FakeClock()), clock=FakeClock()
+    )
 
 
 def run_to_end(engine: Engine, outcome: RunOutcome) -> RunOutcome:
@@ -88,7 +88,9 @@ def test_nested_flow_steps_are_path_ids(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("ref", FLOWS)
-def test_stopping_after_every_step_and_resuming_gives_the_same_end(engine: Engine, ref: str) -> None:
+def test_stopping_after_every_step_and_resuming_gives_the_same_end(
+    engine: Engine, ref: str
+) -> None:
     expected_shared, expected_result = in_process(ref, FLOWS[ref])
     outcome = engine.start(ref, copy.deepcopy(FLOWS[ref]), max_steps=0)
     assert outcome.stopped == "max_steps"
@@ -242,7 +244,9 @@ def test_fork_starts_a_new_run_from_any_checkpoint(engine: Engine) -> None:
         engine.fork("r", 99)
 
 
-def test_changed_flow_is_refused_unless_allowed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_flow_is_refused_unless_allowed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine.start("tests.flows.sample:loop", {"limit": 4}, run_id="r", max_steps=1)
     import tests.flows.sample as sample
 

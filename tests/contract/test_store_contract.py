@@ -1,0 +1,524 @@
+"""The Store contract (pflambda/stores/base.py), held against memory and DynamoDB on moto."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pflambda.errors import (
+    CheckpointConflict,
+    ConfigError,
+    InvalidRunState,
+    PflambdaError,
+    RetryableError,
+    RunExists,
+    RunNotFound,
+)
+from pflambda.limits import SNAPSHOT_EVERY
+from pflambda.stores._item import ITEM_LIMIT, checkpoint_item, item_size
+from pflambda.stores.base import Checkpoint, ItemTooLarge, RunRecord, RunStatus, Store
+from tests.contract.conftest import TABLE, DynamoKit, ScanForbidden, count_calls, fail_calls
+
+T0 = 1_700_000_000.0
+
+
+def run(run_id: str = "r1", **fields: object) -> RunRecord:
+    base = RunRecord(
+        run_id=run_id,
+        flow="flows.research.flow:create_flow",
+        fingerprint="fp1",
+        status=RunStatus.RUNNING,
+        created_at=T0,
+        updated_at=T0,
+    )
+    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+def ckpt(
+    seq: int, snapshot: bool = False, run_id: str = "r1", body: bytes | None = None
+) -> Checkpoint:
+    return Checkpoint(
+        run_id=run_id,
+        seq=seq,
+        body=body if body is not None else f"body-{seq}".encode(),
+        snapshot=snapshot,
+        created_at=T0 + seq,
+        node_id=None if seq == 0 else f"node{seq}",
+        action=None if seq == 0 else "default",
+    )
+
+
+def write_steps(store: Store, count: int, snapshots: set[int], run_id: str = "r1") -> None:
+    for seq in range(count):
+        store.put_checkpoint(ckpt(seq, seq in snapshots, run_id))
+
+
+def expected_load(count: int, snapshots: set[int], at: int | None) -> list[int]:
+    top = count - 1 if at is None else min(at, count - 1)
+    base = max((s for s in snapshots if s <= top), default=0)
+    return list(range(base, top + 1))
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def test_create_then_get_round_trips_every_field(store: Store) -> None:
+    record = run(
+        owner="alice",
+        context_id="ctx-1",
+        cancel_requested=True,
+        error="boom",
+        prompt="Which city? ✈",
+        input_key="city",
+        expires_at=1_800_000_000,
+        created_at=1_700_000_000.123456789,
+        updated_at=1_700_000_001.1,
+        attrs={"history": [{"role": "user", "text": "héllo"}], "n": 0.1, "big": 2**53 + 1},
+    )
+    store.create_run(record)
+    assert store.get_run("r1") == record
+
+
+def test_get_unknown_run_raises_run_not_found(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        store.get_run("nope")
+
+
+def test_create_with_a_taken_id_raises_and_keeps_the_first(store: Store) -> None:
+    store.create_run(run(flow="a:b"))
+    with pytest.raises(RunExists):
+        store.create_run(run(flow="c:d"))
+    assert store.get_run("r1").flow == "a:b"
+
+
+def test_update_changes_only_the_named_fields(store: Store) -> None:
+    original = run(owner="alice", prompt="q?", attrs={"k": 1})
+    store.create_run(original)
+    updated = store.update_run("r1", {"status": RunStatus.PAUSED, "updated_at": T0 + 5})
+    assert updated == dataclasses.replace(original, status=RunStatus.PAUSED, updated_at=T0 + 5)
+    assert store.get_run("r1") == updated
+
+
+def test_update_every_updatable_field(store: Store) -> None:
+    store.create_run(run())
+    changes = {
+        "status": RunStatus.FAILED,
+        "updated_at": T0 + 1.5,
+        "cancel_requested": True,
+        "error": "it broke",
+        "prompt": "why?",
+        "input_key": "why",
+        "expires_at": 1_900_000_000,
+        "attrs": {"a": [1, 2.5, None, "x"]},
+        "fingerprint": "fp2",
+    }
+    updated = store.update_run("r1", changes)
+    assert updated == dataclasses.replace(run(), **changes)  # type: ignore[arg-type]
+    assert store.get_run("r1") == updated
+
+
+def test_update_to_none_removes_the_field(store: Store) -> None:
+    store.create_run(run(error="boom", prompt="q?", input_key="k", expires_at=1_800_000_000))
+    updated = store.update_run("r1", {"error": None, "prompt": None, "expires_at": None})
+    assert (updated.error, updated.prompt, updated.expires_at) == (None, None, None)
+    assert updated.input_key == "k"
+    assert store.get_run("r1") == updated
+
+
+def test_update_with_expected_status_applies(store: Store) -> None:
+    store.create_run(run(status=RunStatus.PAUSED))
+    updated = store.update_run(
+        "r1",
+        {"status": RunStatus.RUNNING},
+        expect_status={RunStatus.PAUSED, RunStatus.RUNNING},
+    )
+    assert updated.status is RunStatus.RUNNING
+
+
+def test_update_with_unexpected_status_is_refused_naming_the_status(store: Store) -> None:
+    store.create_run(run(status=RunStatus.COMPLETED))
+    with pytest.raises(InvalidRunState, match="completed"):
+        store.update_run(
+            "r1", {"status": RunStatus.RUNNING, "error": "x"}, expect_status=[RunStatus.PAUSED]
+        )
+    assert store.get_run("r1") == run(status=RunStatus.COMPLETED)
+
+
+def test_update_with_no_acceptable_status_is_refused(store: Store) -> None:
+    store.create_run(run())
+    with pytest.raises(InvalidRunState, match="running"):
+        store.update_run("r1", {"error": "x"}, expect_status=())
+
+
+@pytest.mark.parametrize("expect", [None, [RunStatus.RUNNING]])
+def test_update_unknown_run_raises_run_not_found(
+    store: Store, expect: list[RunStatus] | None
+) -> None:
+    with pytest.raises(RunNotFound):
+        store.update_run("nope", {"status": RunStatus.FAILED}, expect_status=expect)
+    with pytest.raises(RunNotFound):
+        store.get_run("nope")
+
+
+def test_update_with_no_changes_returns_the_record(store: Store) -> None:
+    store.create_run(run())
+    assert store.update_run("r1", {}) == run()
+    with pytest.raises(InvalidRunState):
+        store.update_run("r1", {}, expect_status=[RunStatus.PAUSED])
+
+
+def test_a_concurrent_cancel_request_is_never_undone(store: Store) -> None:
+    store.create_run(run())
+    seen_by_runner = store.get_run("r1")
+    store.update_run("r1", {"cancel_requested": True})  # the API, meanwhile
+    store.update_run("r1", {"status": RunStatus.PAUSED, "updated_at": T0 + 1})  # the runner
+    after = store.get_run("r1")
+    assert not seen_by_runner.cancel_requested
+    assert after.cancel_requested
+    assert after.status is RunStatus.PAUSED
+
+
+@pytest.mark.parametrize(
+    "changes", [{"run_id": "other"}, {"owner": "mallory"}, {"status": None}, {"attrs": None}]
+)
+def test_update_refuses_fields_it_may_not_change(store: Store, changes: dict[str, object]) -> None:
+    store.create_run(run(owner="alice"))
+    with pytest.raises(ConfigError):
+        store.update_run("r1", changes)
+    assert store.get_run("r1") == run(owner="alice")
+
+
+def test_an_oversize_run_is_refused(store: Store) -> None:
+    with pytest.raises(ItemTooLarge, match="r1"):
+        store.create_run(run(attrs={"blob": "x" * ITEM_LIMIT}))
+    with pytest.raises(RunNotFound):
+        store.get_run("r1")
+    store.create_run(run())
+    with pytest.raises(ItemTooLarge):
+        store.update_run("r1", {"attrs": {"blob": "x" * (ITEM_LIMIT + 10_000)}})
+    assert store.get_run("r1") == run()
+
+
+# -- copies ---------------------------------------------------------------------------------
+
+
+def test_reads_and_writes_are_copies(store: Store) -> None:
+    attrs = {"history": [1, 2]}
+    store.create_run(run(attrs=attrs))
+    attrs["history"].append(3)  # the caller's dict, after the write
+    first = store.get_run("r1")
+    first.attrs["history"].append(4)  # a returned record
+    assert store.get_run("r1").attrs == {"history": [1, 2]}
+    updated = store.update_run("r1", {"attrs": {"x": [1]}})
+    updated.attrs["x"].append(2)
+    assert store.get_run("r1").attrs == {"x": [1]}
+
+
+def test_checkpoint_bodies_are_copied(store: Store) -> None:
+    body = bytearray(b"original")
+    store.put_checkpoint(dataclasses.replace(ckpt(0, True), body=body))  # type: ignore[arg-type]
+    body[:] = b"changed!"
+    (loaded,) = store.load_checkpoints("r1")
+    assert loaded.body == b"original"
+    assert type(loaded.body) is bytes
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trips_every_field(store: Store) -> None:
+    checkpoint = Checkpoint(
+        run_id="r1",
+        seq=0,
+        body=bytes(range(256)) * 4,
+        snapshot=True,
+        created_at=1_700_000_000.987654321,
+        node_id="decide",
+        action="search",
+        expires_at=1_800_000_000,
+    )
+    store.put_checkpoint(checkpoint)
+    assert store.load_checkpoints("r1") == [checkpoint]
+    empty = Checkpoint(run_id="r2", seq=0, body=b"", snapshot=True, created_at=T0)
+    store.put_checkpoint(empty)
+    assert store.load_checkpoints("r2") == [empty]
+
+
+def test_second_put_of_a_step_conflicts_and_changes_nothing(store: Store) -> None:
+    store.put_checkpoint(ckpt(0, True))
+    store.put_checkpoint(ckpt(1, body=b"winner"))
+    with pytest.raises(CheckpointConflict):
+        store.put_checkpoint(ckpt(1, snapshot=True, body=b"loser"))
+    loaded = store.load_checkpoints("r1")
+    assert [c.body for c in loaded] == [b"body-0", b"winner"]
+    assert not loaded[1].snapshot
+
+
+def test_same_step_of_another_run_does_not_conflict(store: Store) -> None:
+    store.put_checkpoint(ckpt(0, True, run_id="a"))
+    store.put_checkpoint(ckpt(0, True, run_id="b"))
+    assert [c.run_id for c in store.load_checkpoints("b")] == ["b"]
+
+
+def test_load_without_checkpoints_is_empty(store: Store) -> None:
+    assert store.load_checkpoints("nope") == []
+    assert store.load_checkpoints("nope", at=3) == []
+    store.create_run(run())
+    assert store.load_checkpoints("r1") == []
+
+
+@pytest.mark.parametrize(
+    ("count", "snapshots"),
+    [(1, {0}), (30, {0}), (30, {0, 7, 20}), (30, {0, 29}), (30, {0, 1, 2, 3}), (12, set())],
+)
+def test_load_returns_latest_snapshot_and_later_deltas(
+    store: Store, count: int, snapshots: set[int]
+) -> None:
+    write_steps(store, count, snapshots)
+    for at in [None, -1, 0, 1, 6, 7, 8, 19, 20, 21, count - 2, count - 1, count + 5]:
+        loaded = store.load_checkpoints("r1", at=at)
+        want = [] if at is not None and at < 0 else expected_load(count, snapshots, at)
+        assert [c.seq for c in loaded] == want, f"at={at}"
+        assert loaded == [ckpt(seq, seq in snapshots) for seq in want]
+
+
+def test_load_ignores_other_runs(store: Store) -> None:
+    write_steps(store, 5, {0}, run_id="a")
+    write_steps(store, 3, {0, 2}, run_id="b")
+    assert [c.seq for c in store.load_checkpoints("a")] == [0, 1, 2, 3, 4]
+    assert [(c.run_id, c.seq) for c in store.load_checkpoints("b")] == [("b", 2)]
+
+
+def boundary_body_length(checkpoint: Checkpoint) -> int:
+    """The body length that makes ``checkpoint``'s item exactly :data:`ITEM_LIMIT` bytes.
+
+    The stored ``size`` number grows with the body, so converge rather than subtract once.
+    """
+    length = ITEM_LIMIT - 2_000
+    for _ in range(5):
+        probe = dataclasses.replace(checkpoint, body=bytes(length))
+        length += ITEM_LIMIT - item_size(checkpoint_item(probe))
+    return length
+
+
+def test_checkpoint_bodies_up_to_the_item_limit_round_trip(store: Store) -> None:
+    template = Checkpoint("r1", 7, b"", True, T0, node_id="n", action="a", expires_at=1_800_000_000)
+    length = boundary_body_length(template)
+    assert length > 395_000
+    fits = dataclasses.replace(
+        template, body=bytes(range(256)) * (length // 256) + b"z" * (length % 256)
+    )
+    assert item_size(checkpoint_item(fits)) == ITEM_LIMIT
+    store.put_checkpoint(fits)
+    assert store.load_checkpoints("r1") == [fits]
+    assert [i.size for i in store.list_checkpoints("r1")] == [length]
+
+
+def test_a_checkpoint_one_byte_over_the_limit_is_refused(store: Store) -> None:
+    template = Checkpoint("r1", 7, b"", True, T0, node_id="n", action="a", expires_at=1_800_000_000)
+    too_big = dataclasses.replace(template, body=b"x" * (boundary_body_length(template) + 1))
+    with pytest.raises(ItemTooLarge) as refused:
+        store.put_checkpoint(too_big)
+    message = str(refused.value)
+    assert "r1" in message and "7" in message and str(ITEM_LIMIT + 1) in message
+    assert store.load_checkpoints("r1") == []
+    store.put_checkpoint(dataclasses.replace(template, body=b"fine"))  # the step is still free
+
+
+def test_list_checkpoints_oldest_first_without_bodies(store: Store) -> None:
+    write_steps(store, 6, {0, 4})
+    infos = list(store.list_checkpoints("r1"))
+    assert [i.seq for i in infos] == [0, 1, 2, 3, 4, 5]
+    assert [i.snapshot for i in infos] == [True, False, False, False, True, False]
+    assert [i.size for i in infos] == [len(f"body-{s}") for s in range(6)]
+    assert [i.node_id for i in infos] == [None, "node1", "node2", "node3", "node4", "node5"]
+    assert [i.action for i in infos] == [None] + ["default"] * 5
+    assert [i.created_at for i in infos] == [T0 + s for s in range(6)]
+    assert [i.seq for i in store.list_checkpoints("r1", after=3)] == [4, 5]
+    assert list(store.list_checkpoints("r1", after=5)) == []
+    assert list(store.list_checkpoints("nope")) == []
+
+
+# -- listing runs ----------------------------------------------------------------------------
+
+
+def test_list_runs_newest_first_then_by_id(store: Store) -> None:
+    for run_id, created in [("a", 3.0), ("b", 1.0), ("c", 2.0), ("d", 2.0), ("e", 0.5)]:
+        store.create_run(run(run_id, created_at=T0 + created))
+    page = store.list_runs()
+    assert [r.run_id for r in page.runs] == ["a", "d", "c", "b", "e"]
+    assert page.next_token is None
+
+
+def test_list_runs_of_an_empty_store(store: Store) -> None:
+    page = store.list_runs()
+    assert page.runs == []
+    assert page.next_token is None
+
+
+def collect_pages(store: Store, limit: int, **filters: str) -> list[list[str]]:
+    pages: list[list[str]] = []
+    token: str | None = None
+    while True:
+        page = store.list_runs(limit=limit, next_token=token, **filters)  # type: ignore[arg-type]
+        assert len(page.runs) <= limit
+        pages.append([r.run_id for r in page.runs])
+        token = page.next_token
+        if token is None:
+            return pages
+        assert len(pages) < 100, "pagination does not end"
+
+
+def test_list_runs_pagination_covers_everything_once(store: Store) -> None:
+    ids = [f"run-{i:02d}" for i in range(25)]
+    for i, run_id in enumerate(ids):
+        store.create_run(run(run_id, created_at=T0 + i))
+    pages = collect_pages(store, limit=10)
+    assert [len(p) for p in pages] == [10, 10, 5]
+    assert [rid for page in pages for rid in page] == ids[::-1]
+    assert collect_pages(store, limit=25) == [ids[::-1]]
+    assert collect_pages(store, limit=1000) == [ids[::-1]]
+
+
+def test_list_runs_by_context_and_owner(store: Store) -> None:
+    for i in range(24):
+        store.create_run(
+            run(
+                f"run-{i:02d}",
+                created_at=T0 + i,
+                context_id=f"ctx-{i % 3}" if i % 4 else None,
+                owner="alice" if i % 2 else "bob",
+            )
+        )
+    everything = [f"run-{i:02d}" for i in reversed(range(24))]
+
+    def want(context: int | None, owner: str | None) -> list[str]:
+        return [
+            rid
+            for rid in everything
+            if (context is None or (int(rid[-2:]) % 4 and int(rid[-2:]) % 3 == context))
+            and (owner is None or (owner == "alice") == bool(int(rid[-2:]) % 2))
+        ]
+
+    for context, owner in [(1, None), (None, "alice"), (2, "bob"), (0, "alice")]:
+        filters = {} if context is None else {"context_id": f"ctx-{context}"}
+        if owner is not None:
+            filters["owner"] = owner
+        for limit in (50, 3):
+            got = [rid for page in collect_pages(store, limit, **filters) for rid in page]
+            assert got == want(context, owner), (context, owner, limit)
+    assert store.list_runs(context_id="ctx-9").runs == []
+    assert store.list_runs(owner="carol").runs == []
+
+
+def test_list_runs_refuses_a_bad_token(store: Store) -> None:
+    with pytest.raises(ConfigError):
+        store.list_runs(next_token="not a token")
+    with pytest.raises(ConfigError):
+        store.list_runs(limit=0)
+
+
+def test_listed_runs_are_copies(store: Store) -> None:
+    store.create_run(run(attrs={"k": [1]}))
+    store.list_runs().runs[0].attrs["k"].append(2)
+    assert store.get_run("r1").attrs == {"k": [1]}
+
+
+# -- DynamoDB only: the access patterns ------------------------------------------------------
+
+
+def test_load_is_one_query_however_long_the_history(dynamo: DynamoKit) -> None:
+    write_steps(dynamo.store, 200, {0, 50, 100, 150})
+    queries = count_calls(dynamo.client, "dynamodb.Query")
+    assert [c.seq for c in dynamo.store.load_checkpoints("r1")] == list(range(150, 200))
+    assert queries["Query"] == 1
+    assert [c.seq for c in dynamo.store.load_checkpoints("r1", at=120)] == list(range(100, 121))
+    assert queries["Query"] == 2
+
+
+def test_load_pages_on_until_it_finds_a_snapshot(dynamo: DynamoKit) -> None:
+    page = SNAPSHOT_EVERY + 1  # what one Query reads when loading
+    write_steps(dynamo.store, 2 * page + 5, {0})  # a run written with no later snapshot
+    queries = count_calls(dynamo.client, "dynamodb.Query")
+    assert [c.seq for c in dynamo.store.load_checkpoints("r1")] == list(range(2 * page + 5))
+    assert queries["Query"] == 3
+
+
+def test_nothing_scans(dynamo: DynamoKit) -> None:
+    with pytest.raises(ScanForbidden):  # the guard every moto store test runs under
+        dynamo.client.scan(TableName=TABLE)
+    calls = count_calls(dynamo.client, "dynamodb.*")
+    store = dynamo.store
+    store.create_run(run(context_id="c", owner="o"))
+    store.get_run("r1")
+    store.update_run("r1", {"status": RunStatus.PAUSED}, expect_status=[RunStatus.RUNNING])
+    write_steps(store, 5, {0})
+    store.load_checkpoints("r1")
+    list(store.list_checkpoints("r1"))
+    store.list_runs(context_id="c", owner="o", limit=1)
+    assert "Scan" not in calls
+    assert set(calls) == {"PutItem", "GetItem", "UpdateItem", "Query"}
+
+
+def test_update_is_a_single_write(dynamo: DynamoKit) -> None:
+    dynamo.store.create_run(run())
+    calls = count_calls(dynamo.client, "dynamodb.*")
+    dynamo.store.update_run("r1", {"error": "x"}, expect_status=[RunStatus.RUNNING])
+    with pytest.raises(InvalidRunState):
+        dynamo.store.update_run("r1", {"error": "y"}, expect_status=[RunStatus.PAUSED])
+    assert dict(calls) == {"UpdateItem": 2}
+
+
+def test_items_carry_the_ttl_and_the_table_expires_them(dynamo: DynamoKit) -> None:
+    dynamo.store.create_run(run(expires_at=1_800_000_000))
+    dynamo.store.put_checkpoint(dataclasses.replace(ckpt(0, True), expires_at=1_800_000_001))
+    key = {"pk": {"S": "RUN#r1"}}
+    meta = dynamo.client.get_item(TableName=TABLE, Key=key | {"sk": {"S": "META"}})["Item"]
+    step = dynamo.client.get_item(TableName=TABLE, Key=key | {"sk": {"S": "CKPT#000000000000"}})
+    assert meta["ttl"] == {"N": "1800000000"}
+    assert step["Item"]["ttl"] == {"N": "1800000001"}
+    described = dynamo.client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert described == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+
+def test_create_table_is_idempotent(dynamo: DynamoKit) -> None:
+    from pflambda.stores.dynamodb import create_table
+
+    create_table(dynamo.client, TABLE)
+    indexes = dynamo.client.describe_table(TableName=TABLE)["Table"]["GlobalSecondaryIndexes"]
+    assert sorted(i["IndexName"] for i in indexes) == ["gsi1", "gsi2"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("ThrottlingException", 400),
+        ("RequestLimitExceeded", 400),
+        ("InternalServerError", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
+def test_throttling_and_server_errors_are_retryable(
+    dynamo: DynamoKit, code: str, status: int
+) -> None:
+    fail_calls(dynamo.client, "dynamodb.PutItem", code, status)
+    with pytest.raises(RetryableError, match=code):
+        dynamo.store.put_checkpoint(ckpt(0, True))
+    dynamo.store.put_checkpoint(ckpt(0, True))  # the next try goes through
+
+
+def test_a_size_validation_error_is_item_too_large(dynamo: DynamoKit) -> None:
+    dynamo.store.create_run(run())
+    message = "Item size to update has exceeded the maximum allowed size"
+    fail_calls(dynamo.client, "dynamodb.UpdateItem", "ValidationException", message=message)
+    with pytest.raises(ItemTooLarge):
+        dynamo.store.update_run("r1", {"attrs": {"a": 1}})
+
+
+def test_other_errors_are_not_disguised(dynamo: DynamoKit) -> None:
+    fail_calls(dynamo.client, "dynamodb.GetItem", "AccessDeniedException")
+    with pytest.raises(Exception, match="AccessDenied") as raised:
+        dynamo.store.get_run("r1")
+    assert not isinstance(raised.value, PflambdaError)
