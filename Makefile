@@ -28,7 +28,7 @@ test: lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 local: $(STAMP)
-	$(BIN)/pflambda local
+	$(BIN)/pflambda emulator --port 5001
 
 bench: $(STAMP)
 	$(BIN)/python bench/core_overhead.py

@@ -148,7 +148,7 @@ def _translated(what: str) -> Iterator[None]:
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _RETRYABLE or status >= 500:
             raise RetryableError(f"DynamoDB {what}: {message}") from err
-        if code == "ValidationException" and "size" in message.lower():
+        if code == "ValidationException" and "item size" in message.lower():
             raise ItemTooLarge(f"DynamoDB {what}: {message}") from err
         raise
     except (BotoConnectionError, HTTPClientError) as err:

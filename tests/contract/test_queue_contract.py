@@ -136,15 +136,21 @@ def test_the_size_limit_counts_utf8_bytes(queue: Queue) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs"), [{"max_messages": 0}, {"max_messages": 11}, {"visibility_timeout": -1}]
+    "kwargs",
+    [
+        {"max_messages": 0},
+        {"max_messages": 11},
+        {"visibility_timeout": -1},
+        {"wait_seconds": 21},
+    ],
 )
 def test_receive_refuses_what_sqs_refuses(queue: Queue, kwargs: dict[str, int]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
         queue.receive(**kwargs)
 
 
 def test_send_refuses_a_delay_sqs_refuses(queue: Queue) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="delay_seconds"):
         queue.send(["x"], delay_seconds=901)
 
 
@@ -205,9 +211,9 @@ def test_memory_long_poll_on_a_fake_clock_returns_at_once() -> None:
 
 
 def test_memory_dead_letter_needs_both_settings() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="go together"):
         MemoryQueue(max_receives=3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="go together"):
         MemoryQueue(dead_letter=MemoryQueue())
 
 

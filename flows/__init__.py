@@ -1,0 +1,1 @@
+"""Example agents, each in PocketFlow's flow.py / nodes.py / utils.py convention."""

@@ -1,0 +1,1 @@
+"""The smallest durable flow: draft a note, then review it."""
