@@ -19,9 +19,30 @@ from pflambda.core import (
     Node,
 )
 
+from pflambda.errors import InputRequired
+
 __version__ = "0.1.0"
 
-__all__ = [
+_LAZY = {
+    "Agent": "pflambda.a2a.agent",
+    "Skill": "pflambda.a2a.card",
+    "BearerAuth": "pflambda.a2a.auth",
+    "Engine": "pflambda.engine.runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the A2A and engine layers only when they are used (cheap ``import pflambda``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pflambda' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [  # noqa: RUF022 - grouped: core classes, then the lazy layers
+    "Agent",
     "AsyncBatchFlow",
     "AsyncBatchNode",
     "AsyncFlow",
@@ -31,7 +52,11 @@ __all__ = [
     "BaseNode",
     "BatchFlow",
     "BatchNode",
+    "BearerAuth",
+    "Engine",
     "Flow",
+    "InputRequired",
     "Node",
+    "Skill",
     "__version__",
 ]

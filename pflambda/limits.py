@@ -36,3 +36,10 @@ DEADLINE_MARGIN_MS = 30_000
 
 DEFAULT_RUN_TTL_DAYS = 30
 """Runs and their checkpoints expire (DynamoDB TTL) this long after their last update."""
+
+API_MARGIN_MS = 10_000
+"""An API request stops starting nodes this long before API Gateway's 29 s timeout and
+hands the task to the worker (a node started later could outlive the request)."""
+
+API_TIMEOUT_MS = 29_000
+"""API Gateway's integration timeout."""

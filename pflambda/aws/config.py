@@ -14,6 +14,8 @@ variable                   meaning                             default
 ``PFLAMBDA_QUEUE``         SQS work queue name                 ``pflambda-work``
 ``PFLAMBDA_MARGIN_MS``     stop this long before the timeout   ``30000``
 ``PFLAMBDA_TTL_DAYS``      runs expire after this many days    ``30``
+``PFLAMBDA_ALLOW_PRIVATE_  push to http/private addresses      off
+PUSH``                     (``1``: local development)
 =========================  ==================================  =====================
 
 Region and endpoint come from the standard AWS variables (``AWS_REGION``,
@@ -63,6 +65,8 @@ class Settings:
     queue_url: str | None = None
     margin_ms: int = limits.DEADLINE_MARGIN_MS
     ttl_days: int = limits.DEFAULT_RUN_TTL_DAYS
+    allow_private_push: bool = False
+    """Let push notifications go to http and private addresses (local development)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +90,7 @@ class Settings:
             queue_url=env.get("PFLAMBDA_QUEUE_URL") or None,
             margin_ms=margin,
             ttl_days=ttl,
+            allow_private_push=env.get("PFLAMBDA_ALLOW_PRIVATE_PUSH", "") in ("1", "true", "yes"),
         )
 
     def engine(self) -> Engine:

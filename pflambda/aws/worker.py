@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -22,7 +23,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pflambda.aws.config import Settings
-from pflambda.engine.runner import Engine, RunOutcome
+from pflambda.engine.runner import Engine, RunOutcome, StatusListener
 from pflambda.errors import RetryableError
 from pflambda.stores.base import RunStatus
 
@@ -38,8 +39,11 @@ class BadMessage(ValueError):
 class Worker:
     """Processes work messages with an engine (built from the environment by default)."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
+    def __init__(
+        self, engine: Engine | None = None, listeners: Sequence[StatusListener] = ()
+    ) -> None:
         self._engine = engine
+        self.listeners = list(listeners)
         self.processor = BatchProcessor(event_type=EventType.SQS)
 
     @property
@@ -47,6 +51,7 @@ class Worker:
         """The engine, made on first use (once per warm container)."""
         if self._engine is None:
             self._engine = Settings.from_env().engine()
+            self._engine.listeners.extend(self.listeners)
         return self._engine
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -106,7 +106,17 @@ class _Live:
     events: list[StepEvent] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Budget:
+    """How far one call may drive a run."""
+
+    context: Deadline | None
+    max_steps: int | None
+    margin_ms: int | None
+
+
 StepCallback = Callable[[StepEvent], None]
+StatusListener = Callable[[RunRecord], None]
 
 
 class Engine:
@@ -121,10 +131,13 @@ class Engine:
         clock: Clock | None = None,
         margin_ms: int = limits.DEADLINE_MARGIN_MS,
         ttl_days: float = limits.DEFAULT_RUN_TTL_DAYS,
+        listeners: Sequence[StatusListener] = (),
     ) -> None:
         self.store, self.blobs, self.queue = store, blobs, queue
         self.clock = clock or SystemClock()
         self.margin_ms, self.ttl_days = margin_ms, ttl_days
+        self.listeners = list(listeners)
+        """Called with the new record after every status change (e.g. push notifications)."""
 
     # -- public API -----------------------------------------------------------------
 
@@ -150,6 +163,7 @@ class Engine:
         context: Deadline | None = None,
         max_steps: int | None = None,
         on_step: StepCallback | None = None,
+        margin_ms: int | None = None,
     ) -> RunOutcome:
         """Create run ``run_id`` (a new uuid by default) with its initial checkpoint, then
         drive it until it completes, fails, pauses, or stops for a deadline/step budget."""
@@ -176,7 +190,8 @@ class Engine:
         self.store.create_run(record)
         self.store.put_checkpoint(self._checkpoint(record, 0, body, True))
         live.tracker.commit(current, refs, len(body), True)
-        return await self._drive(live, context, max_steps, on_step)
+        self._notify(record)
+        return await self._drive(live, _Budget(context, max_steps, margin_ms), on_step)
 
     async def resume_async(
         self,
@@ -187,6 +202,7 @@ class Engine:
         max_steps: int | None = None,
         allow_changed_flow: bool = False,
         on_step: StepCallback | None = None,
+        margin_ms: int | None = None,
     ) -> RunOutcome:
         """Continue ``run_id`` from its latest checkpoint.
 
@@ -201,7 +217,7 @@ class Engine:
             self._store_reply(live, reply)
         if live.cursor.done:
             return self._finish(live, live.result)
-        return await self._drive(live, context, max_steps, on_step)
+        return await self._drive(live, _Budget(context, max_steps, margin_ms), on_step)
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: a paused run at once, a running one at its next node boundary."""
@@ -254,17 +270,15 @@ class Engine:
     # -- driving a run --------------------------------------------------------------
 
     async def _drive(
-        self,
-        live: _Live,
-        context: Deadline | None,
-        max_steps: int | None,
-        on_step: StepCallback | None,
+        self, live: _Live, budget: _Budget, on_step: StepCallback | None
     ) -> RunOutcome:
         steps = 0
+        margin = self.margin_ms if budget.margin_ms is None else budget.margin_ms
         while True:
-            if max_steps is not None and steps >= max_steps:
+            if budget.max_steps is not None and steps >= budget.max_steps:
                 return self._outcome(live, stopped="max_steps")
-            if context is not None and context.get_remaining_time_in_millis() < self.margin_ms:
+            context = budget.context
+            if context is not None and context.get_remaining_time_in_millis() < margin:
                 return self._continue_later(live)
             stop = self._check_cancel(live)
             if stop is not None:
@@ -437,7 +451,16 @@ class Engine:
         self, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any
     ) -> RunRecord:
         fields = {"status": status, "updated_at": self.clock.now(), "expires_at": self._expiry()}
-        return self.store.update_run(record.run_id, {**fields, **changes}, expect_status=expect)
+        updated = self.store.update_run(record.run_id, {**fields, **changes}, expect_status=expect)
+        self._notify(updated)
+        return updated
+
+    def _notify(self, record: RunRecord) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("run %s: status listener failed", record.run_id)
 
     def _checkpoint(
         self,

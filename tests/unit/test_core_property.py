@@ -35,6 +35,7 @@ HARD_LIMIT = 2_000  # never reached unless an implementation loops forever
 
 ACTIONS = ["default", "a", "b", "zz", None, ""]
 EDGE_ACTIONS = ["default", "a", "b"]
+STYLES = ["rshift", "minus", "next"]
 SYNC_LEAVES = ["node", "batch"]
 ASYNC_LEAVES = ["node", "batch", "async", "asyncbatch", "asyncpar"]
 SYNC_FLOWS = ["flow", "batchflow"]
@@ -61,66 +62,78 @@ def _yield_to_loop():
 # --------------------------------------------------------------------------- specs
 
 
-@st.composite
-def leaf_spec(draw, kinds: list[str]) -> dict[str, Any]:
-    return {
-        "kind": draw(st.sampled_from(kinds)),
-        "script": draw(st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=4)),
-        "fail": draw(st.integers(0, 2)),
-        "max_retries": draw(st.integers(0, 3)),
-        "fallback": draw(st.sampled_from([None, "fb"])),
-        "items": draw(st.one_of(st.none(), st.lists(st.integers(0, 4), max_size=3))),
-    }
+# Strategies are built once: constructing them inside draws dominates the run time.
+_D10 = st.integers(0, 9)
+_IDX = st.integers(0, 7)  # taken modulo the number of nodes
+_STYLE = st.sampled_from(STYLES)
+_EDGE = st.tuples(_IDX, st.sampled_from(EDGE_ACTIONS), _IDX, _STYLE)
+_PARAMS = st.dictionaries(st.sampled_from(["k", "p"]), st.integers(0, 3), max_size=2)
+_BATCH_ITEM = st.dictionaries(st.sampled_from(["k", "i"]), st.integers(0, 3), max_size=2)
+_BATCH = st.one_of(
+    st.none(),
+    st.lists(_BATCH_ITEM, max_size=3),
+    st.lists(_BATCH_ITEM, min_size=1, max_size=3),
+)
+_TOP_BATCH = st.lists(_BATCH_ITEM, min_size=1, max_size=3) | st.none()
+_POST_ACTION = st.sampled_from([..., ..., None, "a", "zz"])
+_ITEMS = st.lists(st.integers(0, 4), max_size=3)
+
+
+def _leaf(kinds: list[str]):
+    return st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(kinds),
+            "script": st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=4),
+            "fail": st.sampled_from([0, 0, 0, 1, 2]),
+            "max_retries": st.integers(0, 3),
+            "fallback": st.sampled_from([None, "fb"]),
+            # None is rarer: AsyncBatchNode raises TypeError on it (as pocketflow does)
+            "items": st.one_of(st.none(), _ITEMS, _ITEMS, _ITEMS),
+        }
+    )
+
+
+_LEAF = {False: _leaf(SYNC_LEAVES), True: _leaf(ASYNC_LEAVES)}
+_FLOW_KIND = {False: st.sampled_from(SYNC_FLOWS), True: st.sampled_from(ASYNC_FLOWS)}
 
 
 @st.composite
 def graph_spec(draw, depth: int, is_async: bool) -> dict[str, Any]:
-    max_nodes = 8 if depth == 0 else 3
-    k = draw(st.integers(2, max_nodes))
+    k = draw(st.integers(2, 8) if depth == 0 else st.integers(2, 3))
     nodes = []
     for _ in range(k):
-        if depth < 2 and draw(st.integers(0, 9)) < 2:
-            kinds = ASYNC_FLOWS if is_async else SYNC_FLOWS
-            kind = draw(st.sampled_from(kinds))
+        if depth < 2 and draw(_D10) < 2:
+            kind = draw(_FLOW_KIND[is_async])
             # a sync flow inside an async graph only holds sync nodes
-            sub_async = is_async and not kind.startswith(("flow", "batch"))
+            sub_async = is_async and kind.startswith("async")
             nodes.append(
                 {
                     "kind": kind,
-                    "graph": draw(graph_spec(depth + 1, sub_async)),
-                    "batch": draw(batch_params()),
-                    "post_action": draw(st.sampled_from([..., None, "a", "zz"])),
+                    "graph": draw(_GRAPH[depth + 1, sub_async]),
+                    "batch": draw(_BATCH),
+                    "post_action": draw(_POST_ACTION),
                 }
             )
         else:
-            nodes.append(draw(leaf_spec(ASYNC_LEAVES if is_async else SYNC_LEAVES)))
-    edges = draw(
-        st.lists(
-            st.tuples(
-                st.integers(0, k - 1),
-                st.sampled_from(EDGE_ACTIONS),
-                st.integers(0, k - 1),
-                st.sampled_from(["rshift", "minus", "next"]),
-            ),
-            max_size=2 * k,
-        )
-    )
+            nodes.append(draw(_LEAF[is_async]))
+    # each (node, action) pair is wired with probability 0.6, then a few extra
+    # edges (which may overwrite, and warn), all applied in a random order
+    edges = [
+        (src, action, draw(_IDX) % k, draw(_STYLE))
+        for src in range(k)
+        for action in EDGE_ACTIONS
+        if draw(_D10) < 6
+    ]
+    edges += [(s % k, a, t % k, style) for s, a, t, style in draw(st.lists(_EDGE, max_size=3))]
     return {
         "nodes": nodes,
-        "edges": edges,
-        "start": draw(st.integers(0, k - 1)),
-        "params": draw(st.dictionaries(st.sampled_from(["k", "p"]), st.integers(0, 3), max_size=2)),
+        "edges": draw(st.permutations(edges)),
+        "start": draw(_IDX) % k,
+        "params": draw(_PARAMS),
     }
 
 
-def batch_params():
-    return st.one_of(
-        st.none(),
-        st.lists(
-            st.dictionaries(st.sampled_from(["k", "i"]), st.integers(0, 3), max_size=2),
-            max_size=3,
-        ),
-    )
+_GRAPH = {(d, a): graph_spec(d, a) for d in (0, 1, 2) for a in (False, True)}
 
 
 @st.composite
@@ -128,8 +141,8 @@ def top_spec(draw, is_async: bool) -> dict[str, Any]:
     kinds = ["asyncflow", "asyncbatchflow", "asyncparbatchflow"] if is_async else SYNC_FLOWS
     return {
         "kind": draw(st.sampled_from(kinds)),
-        "graph": draw(graph_spec(0, is_async)),
-        "batch": draw(batch_params()),
+        "graph": draw(_GRAPH[0, is_async]),
+        "batch": draw(_TOP_BATCH),
         "post_action": ...,
     }
 

@@ -1,0 +1,1 @@
+"""Lambda entry points: one module per agent, plus the shared worker. Glue only."""

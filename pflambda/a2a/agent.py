@@ -1,0 +1,248 @@
+"""An Agent: a flow, how A2A messages become its shared state, and its Lambda handlers.
+
+::
+
+    agent = Agent(name="research", flow="flows.research.flow:create_flow",
+                  description="Answers questions", skills=[Skill("qa", "Q&A", "...")])
+    handler = agent.api_handler        # API Gateway -> A2A JSON-RPC
+    worker = agent.worker_handler      # SQS -> continuations
+
+By default the text of an incoming message goes to ``shared[input_key]`` (data parts
+to ``shared["data"]``, file parts to ``shared["files"]``), and ``shared[output_key]``
+comes back as the task's artifact and the agent's reply. Override ``to_shared`` /
+``to_artifacts`` for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from pflambda import limits
+from pflambda.a2a.card import Skill
+from pflambda.a2a.model import Artifact, Message, Part
+from pflambda.engine.flowref import FlowSource, ref_of
+
+if TYPE_CHECKING:
+    from pflambda.a2a.auth import BearerAuth
+    from pflambda.a2a.dispatcher import Dispatcher
+    from pflambda.a2a.tasks import TaskService
+    from pflambda.aws.config import Settings
+    from pflambda.http import HttpResponse
+    from pflambda.aws.worker import Worker
+    from pflambda.engine.runner import Engine
+    from pflambda.stores.base import RunRecord
+
+__all__ = ["REGISTRY", "Agent"]
+
+log = logging.getLogger("pflambda.agent")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+REGISTRY: dict[str, Agent] = {}
+"""Every Agent defined in this process, by name (the worker finds push targets here)."""
+
+
+class Agent:
+    """A PocketFlow flow served as a durable A2A agent."""
+
+    def __init__(
+        self,
+        name: str,
+        flow: FlowSource,
+        *,
+        description: str = "",
+        version: str = "1.0.0",
+        skills: Sequence[Skill] = (),
+        input_key: str = "question",
+        output_key: str = "answer",
+        to_shared: Callable[[Message], dict[str, Any]] | None = None,
+        to_artifacts: Callable[[dict[Any, Any], str], list[Artifact]] | None = None,
+        auth: BearerAuth | None = None,
+        streaming: bool = True,
+        push_notifications: bool = True,
+        expose_errors: bool = False,
+        settings: Settings | None = None,
+        engine: Engine | None = None,
+        max_body_bytes: int = 1_000_000,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"agent name must be lowercase letters, digits and '-': {name!r}")
+        self.name, self.flow_ref = name, ref_of(flow)
+        self.description = description or f"PocketFlow agent {name}"
+        self.version, self.skills = (
+            version,
+            list(skills) or [Skill(id=name, name=name, description=self.description, tags=[name])],
+        )
+        self.input_key, self.output_key = input_key, output_key
+        self._to_shared, self._to_artifacts = to_shared, to_artifacts
+        self.auth, self.streaming, self.push_notifications = auth, streaming, push_notifications
+        self.expose_errors, self.max_body_bytes = expose_errors, max_body_bytes
+        self._settings, self._engine = settings, engine
+        self.api_margin_ms = limits.API_MARGIN_MS
+        self.ping_seconds, self.poll_seconds, self.cancel_wait_seconds = 2.0, 0.25, 3.0
+        REGISTRY[name] = self
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, flow={self.flow_ref!r})"
+
+    # -- wiring (lazy: nothing is built at import, for cold starts) -------------------
+
+    @cached_property
+    def settings(self) -> Settings:
+        """Configuration, from the environment unless given."""
+        from pflambda.aws.config import Settings
+
+        return self._settings or Settings.from_env()
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The durable engine, with push notifications on status changes."""
+        engine = self._engine or self.settings.engine()
+        engine.listeners.append(self.on_status)
+        return engine
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        """The task operations."""
+        from pflambda.a2a.tasks import TaskService
+
+        return TaskService(self)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        """The JSON-RPC front."""
+        from pflambda.a2a.dispatcher import Dispatcher
+
+        return Dispatcher(self)
+
+    def http(self, event: dict[str, Any], context: Any) -> HttpResponse:
+        """An API Gateway event in, an unbuffered response out (the local server streams it)."""
+        from pflambda.aws.http import parse_event
+
+        return self.dispatcher.handle(parse_event(event, context))
+
+    def api_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The Lambda handler for API Gateway (REST v1 or HTTP API v2 events)."""
+        from pflambda.aws.http import lambda_handler
+
+        return lambda_handler(self.dispatcher.handle)(event, context)
+
+    @cached_property
+    def worker(self) -> Worker:
+        """The SQS worker for this agent's runs."""
+        from pflambda.aws.worker import Worker
+
+        return Worker(self.engine)
+
+    def worker_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The Lambda handler for the SQS work queue."""
+        response: dict[str, Any] = self.worker(event, context)
+        return response
+
+    # -- mapping between A2A and shared ---------------------------------------------
+
+    def shared_for(self, message: Message) -> dict[str, Any]:
+        """The initial shared state for a task's first message."""
+        if self._to_shared is not None:
+            custom = self._to_shared(message)
+            if not isinstance(custom, dict):
+                raise TypeError(f"to_shared must return a dict, got {type(custom).__name__}")
+            return custom
+        shared: dict[str, Any] = {self.input_key: message.text}
+        data = [p.data for p in message.parts if p.kind == "data"]
+        files = [p.to_json() for p in message.parts if p.kind == "file"]
+        if data:
+            shared["data"] = data
+        if files:
+            shared["files"] = files
+        return shared
+
+    def reply_for(self, message: Message) -> Any:
+        """What a reply to a paused task stores in shared: its text, else its data."""
+        if message.text:
+            return message.text
+        data = [p.data for p in message.parts if p.kind == "data"]
+        return data[0] if len(data) == 1 else data
+
+    def artifacts(self, shared: dict[Any, Any], task_id: str) -> list[Artifact]:
+        """The task's outputs from its final shared state."""
+        if self._to_artifacts is not None:
+            return list(self._to_artifacts(shared, task_id))
+        if self.output_key not in shared:
+            return []
+        value = shared[self.output_key]
+        part = Part(text=value) if isinstance(value, str) else Part(data=_jsonable(value))
+        return [
+            Artifact(
+                artifact_id=f"{task_id}-{self.output_key}", parts=(part,), name=self.output_key
+            )
+        ]
+
+    def reply(self, shared: dict[Any, Any]) -> str:
+        """The agent's closing words: the output when it is text."""
+        value = shared.get(self.output_key)
+        return value if isinstance(value, str) else ""
+
+    def describe_error(self, error: str | None) -> str:
+        """What a client learns of a failure (details only with ``expose_errors``)."""
+        if self.expose_errors and error:
+            return error
+        return "The agent could not complete this task."
+
+    # -- push notifications -----------------------------------------------------------
+
+    @cached_property
+    def _push(self) -> Any:
+        from pflambda.a2a.push import PushSender
+
+        return PushSender(allow_private=self.settings.allow_private_push)
+
+    def check_push_url(self, url: str) -> None:
+        """Refuse push URLs that are not https, or resolve to private addresses."""
+        from pflambda.a2a.errors import InvalidParams, PushNotSupported
+        from pflambda.a2a.push import PushConfigError, validate_push_url
+
+        if not self.push_notifications:
+            raise PushNotSupported()
+        try:
+            validate_push_url(url, allow_private=self.settings.allow_private_push)
+        except PushConfigError as exc:
+            raise InvalidParams(str(exc)) from None
+
+    def on_status(self, record: RunRecord) -> None:
+        """Engine listener: POST the task to every push config it has."""
+        a2a = record.attrs.get("a2a", {})
+        configs = a2a.get("push") or {}
+        if a2a.get("agent") != self.name or not configs:
+            return
+        from pflambda.a2a.push import PushTarget
+        from pflambda.a2a.wire import Version, render_event
+
+        version = Version.V1_0 if a2a.get("protocol") == "1.0" else Version.V0_3
+        task = self.tasks.task(record)
+        payload = render_event(task, version)
+        for config_id, config in configs.items():
+            auth = None
+            if config.get("scheme") and config.get("credentials"):
+                auth = f"{config['scheme']} {config['credentials']}"
+            target = PushTarget(config["url"], config.get("token"), auth, config_id)
+            result = self._push.send(target, payload)
+            if not result.delivered:
+                log.warning(
+                    "push to config %s of task %s failed: %s",
+                    config_id,
+                    record.run_id,
+                    result.error,
+                )
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return {"value": repr(value)}
+    return value

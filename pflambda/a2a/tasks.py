@@ -1,0 +1,426 @@
+"""Tasks are runs: the A2A task operations, on the durable engine.
+
+A task id is a run id; the run's record holds the A2A side in ``attrs["a2a"]``
+(the agent's name, the conversation history, push configs). Sending a message
+starts a run (or answers the question of a paused one) and drives it in this
+invocation -- until it finishes, pauses, or the API deadline is near, when the
+worker takes over. Streaming drives it the same way, one event per checkpoint.
+A task is visible only to the principal that created it: anyone else gets
+"task not found", exactly as for a task that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from pflambda.a2a.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
+from pflambda.a2a.model import (
+    Artifact,
+    ArtifactUpdate,
+    Message,
+    Part,
+    StatusUpdate,
+    Task,
+    TaskState,
+    TaskStatus,
+    iso_time,
+)
+from pflambda.a2a.wire import PushConfig, SendConfig
+from pflambda.engine.runner import Deadline, Engine, RunOutcome, StepEvent, continuation
+from pflambda.errors import RunNotFound
+from pflambda.stores.base import TERMINAL, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from pflambda.a2a.agent import Agent
+
+__all__ = ["PING", "TaskService"]
+
+PING: Any = object()
+"""Yielded by streams when nothing happened for a while (a keep-alive)."""
+
+_STATES = {
+    RunStatus.RUNNING: TaskState.WORKING,
+    RunStatus.PAUSED: TaskState.INPUT_REQUIRED,
+    RunStatus.COMPLETED: TaskState.COMPLETED,
+    RunStatus.FAILED: TaskState.FAILED,
+    RunStatus.CANCELLED: TaskState.CANCELED,
+}
+_NAMESPACE = uuid.UUID("7a1f3c52-2b8e-4c39-9a51-6d0f8e2b4c10")
+
+
+def _stable_id(*parts: object) -> str:
+    """The same id for the same (task, thing): re-reading a task gives identical JSON."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(map(str, parts))))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, and until when this invocation may work."""
+
+    principal: str
+    deadline: Deadline | None = None
+    protocol: str = "1.0"
+
+
+class TaskService:
+    """The A2A task operations of one agent."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    @property
+    def engine(self) -> Engine:
+        """The agent's engine."""
+        return self.agent.engine
+
+    # -- reading --------------------------------------------------------------------
+
+    def record(self, task_id: str, caller: Caller) -> RunRecord:
+        """The run behind a task the caller may see; :class:`TaskNotFound` otherwise."""
+        try:
+            record = self.engine.store.get_run(task_id)
+        except RunNotFound:
+            raise TaskNotFound(f"task {task_id} not found") from None
+        a2a = record.attrs.get("a2a", {})
+        if record.owner != caller.principal or a2a.get("agent") != self.agent.name:
+            raise TaskNotFound(f"task {task_id} not found")
+        return record
+
+    def task(
+        self,
+        record: RunRecord,
+        *,
+        history_length: int | None = None,
+        artifacts: bool = True,
+        shared: dict[Any, Any] | None = None,
+    ) -> Task:
+        """The A2A view of a run."""
+        state = _STATES[record.status]
+        a2a = record.attrs.get("a2a", {})
+        if (
+            state is TaskState.WORKING
+            and a2a.get("submitted")
+            and record.updated_at == record.created_at
+        ):
+            state = TaskState.SUBMITTED
+        outputs: tuple[Artifact, ...] = ()
+        message = None
+        if record.status == RunStatus.COMPLETED:
+            if shared is None:
+                shared = self.engine.state(record.run_id)[0]
+            outputs = tuple(self.agent.artifacts(shared, record.run_id))
+            reply = self.agent.reply(shared)
+            message = reply and self._agent_message(record, "reply", reply)
+        elif record.status == RunStatus.PAUSED:
+            message = self._agent_message(record, f"ask-{record.updated_at}", record.prompt or "")
+        elif record.status == RunStatus.FAILED:
+            message = self._agent_message(record, "error", self.agent.describe_error(record.error))
+        history = tuple(Message.from_json(m) for m in a2a.get("history", []))
+        if history_length is not None:
+            history = history[len(history) - history_length :] if history_length else ()
+        return Task(
+            id=record.run_id,
+            context_id=record.context_id or record.run_id,
+            status=TaskStatus(state, iso_time(record.updated_at), message or None),
+            artifacts=outputs if artifacts else (),
+            history=history,
+        )
+
+    def _agent_message(self, record: RunRecord, what: str, text: str) -> Message:
+        return Message(
+            message_id=_stable_id(record.run_id, what),
+            role="agent",
+            parts=(Part(text=text),),
+            task_id=record.run_id,
+            context_id=record.context_id,
+        )
+
+    def get(self, task_id: str, caller: Caller, history_length: int | None = None) -> Task:
+        """GetTask."""
+        return self.task(self.record(task_id, caller), history_length=history_length)
+
+    def list(
+        self,
+        caller: Caller,
+        *,
+        context_id: str | None = None,
+        status: TaskState | None = None,
+        page_size: int = 50,
+        page_token: str | None = None,
+        history_length: int | None = None,
+        include_artifacts: bool = False,
+    ) -> tuple[list[Task], str | None]:
+        """ListTasks: the caller's tasks of this agent, newest first."""
+        page = self.engine.store.list_runs(
+            limit=page_size, next_token=page_token, context_id=context_id, owner=caller.principal
+        )
+        tasks = []
+        for record in page.runs:
+            if record.attrs.get("a2a", {}).get("agent") != self.agent.name:
+                continue
+            if status is not None and _STATES[record.status] is not status:
+                continue
+            tasks.append(
+                self.task(record, history_length=history_length, artifacts=include_artifacts)
+            )
+        return tasks, page.next_token
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(
+        self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
+    ) -> Task:
+        """SendMessage (blocking or not): start or continue a task, drive it, answer."""
+        record, outcome = self._dispatch(message, config, caller, task_id, on_step=None)
+        return self._after(record, outcome, config)
+
+    def stream(
+        self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
+    ) -> Iterator[Any]:
+        """SendStreamingMessage: the task first, then one event per checkpoint."""
+        events: queue.Queue[Any] = queue.Queue()
+        done = object()
+
+        def work() -> None:
+            try:
+                record, outcome = self._dispatch(
+                    message, replace(config, blocking=True), caller, task_id, events.put
+                )
+                events.put(("end", record, outcome))
+            except BaseException as exc:  # handed to the consumer, which re-raises
+                events.put(("error", exc))
+            finally:
+                events.put(done)
+
+        thread = threading.Thread(target=work, name="pflambda-stream", daemon=True)
+        thread.start()
+        yield from self._drain(events, done, config)
+
+    def _drain(self, events: queue.Queue[Any], done: object, config: SendConfig) -> Iterator[Any]:
+        task: Task | None = None
+        while True:
+            try:
+                item = events.get(timeout=self.agent.ping_seconds)
+            except queue.Empty:
+                yield PING
+                continue
+            if item is done:
+                return
+            if isinstance(item, StepEvent):
+                if task is None:
+                    task = self.task(self.engine.store.get_run(item.run_id), artifacts=False)
+                    yield task
+                yield self._progress(task, item)
+            elif item[0] == "error":
+                raise item[1]
+            else:
+                final = self._after(item[1], item[2], config)
+                if task is None:
+                    yield final
+                yield from self._closing(final)
+
+    def _progress(self, task: Task, event: StepEvent) -> StatusUpdate:
+        note = Message(
+            message_id=_stable_id(task.id, "step", event.seq),
+            role="agent",
+            parts=(Part(text=f"{event.node_id or 'input'} done"),),
+            task_id=task.id,
+            context_id=task.context_id,
+        )
+        status = TaskStatus(TaskState.WORKING, iso_time(self.engine.clock.now()), note)
+        meta = {"node": event.node_id, "step": event.seq}
+        return StatusUpdate(task.id, task.context_id, status, metadata=meta)
+
+    def _closing(self, task: Task) -> Iterator[Any]:
+        for artifact in task.artifacts:
+            yield ArtifactUpdate(task.id, task.context_id, artifact)
+        yield StatusUpdate(task.id, task.context_id, task.status)
+
+    def _dispatch(
+        self,
+        message: Message,
+        config: SendConfig,
+        caller: Caller,
+        task_id: str | None,
+        on_step: Any,
+    ) -> tuple[RunRecord, RunOutcome | None]:
+        """Start a new task or answer a paused one; drive it as far as allowed."""
+        task_id = task_id or message.task_id
+        if task_id is not None:
+            try:
+                record = self.record(task_id, caller)
+            except TaskNotFound:
+                if caller.protocol != "0.1":  # only 0.1 clients choose task ids
+                    raise
+            else:
+                return self._answer(record, message, config, caller, on_step)
+        return self._start(message, config, caller, task_id, on_step)
+
+    def _start(
+        self,
+        message: Message,
+        config: SendConfig,
+        caller: Caller,
+        task_id: str | None,
+        on_step: Any,
+    ) -> tuple[RunRecord, RunOutcome | None]:
+        run_id = task_id or str(uuid.uuid4())
+        context_id = message.context_id or str(uuid.uuid4())
+        message = replace(message, task_id=run_id, context_id=context_id)
+        a2a: dict[str, Any] = {
+            "agent": self.agent.name,
+            "protocol": caller.protocol,
+            "history": [message.to_json()],
+            "submitted": not config.blocking,
+        }
+        if config.push is not None:
+            a2a["push"] = {config.push.id or "default": config.push.to_json()}
+        shared = self.agent.shared_for(message)
+        engine = self.engine
+        outcome = _run(
+            engine.start_async(
+                self.agent.flow_ref,
+                shared,
+                run_id=run_id,
+                owner=caller.principal,
+                context_id=context_id,
+                attrs={"a2a": a2a},
+                context=caller.deadline,
+                max_steps=None if config.blocking else 0,
+                on_step=on_step,
+                margin_ms=self.agent.api_margin_ms,
+            ),
+        )
+        if not config.blocking and engine.queue is not None:
+            engine.queue.send([continuation(run_id, outcome.seq)])
+        return engine.store.get_run(run_id), outcome
+
+    def _answer(
+        self, record: RunRecord, message: Message, config: SendConfig, caller: Caller, on_step: Any
+    ) -> tuple[RunRecord, RunOutcome | None]:
+        """A message on an existing task: the reply to its question."""
+        if message.context_id and record.context_id and message.context_id != record.context_id:
+            raise InvalidParams("contextId does not match the task's context")
+        if record.status in TERMINAL:
+            raise UnsupportedOperation(
+                f"task {record.run_id} is {_STATES[record.status]}: start a new task"
+            )
+        if record.status != RunStatus.PAUSED:
+            raise UnsupportedOperation(f"task {record.run_id} is working and not waiting for input")
+        a2a = dict(record.attrs.get("a2a", {}))
+        asked = self._agent_message(record, f"ask-{record.updated_at}", record.prompt or "")
+        message = replace(message, task_id=record.run_id, context_id=record.context_id)
+        a2a["history"] = [*a2a.get("history", []), asked.to_json(), message.to_json()]
+        if config.push is not None:
+            a2a["push"] = {
+                **a2a.get("push", {}),
+                config.push.id or "default": config.push.to_json(),
+            }
+        self.engine.store.update_run(record.run_id, {"attrs": {**record.attrs, "a2a": a2a}})
+        outcome = _run(
+            self.engine.resume_async(
+                record.run_id,
+                reply=self.agent.reply_for(message),
+                context=caller.deadline,
+                max_steps=None if config.blocking else 0,
+                on_step=on_step,
+                margin_ms=self.agent.api_margin_ms,
+            ),
+        )
+        if not config.blocking and self.engine.queue is not None:
+            self.engine.queue.send([continuation(record.run_id, outcome.seq)])
+        return self.engine.store.get_run(record.run_id), outcome
+
+    def _after(self, record: RunRecord, outcome: RunOutcome | None, config: SendConfig) -> Task:
+        shared = outcome.shared if outcome and record.status == RunStatus.COMPLETED else None
+        return self.task(record, history_length=config.history_length, shared=shared)
+
+    # -- cancel, subscribe, push ------------------------------------------------------
+
+    def cancel(self, task_id: str, caller: Caller) -> Task:
+        """CancelTask: paused tasks at once; working ones at their next node."""
+        record = self.record(task_id, caller)
+        if record.status in TERMINAL:
+            raise TaskNotCancelable(f"task {task_id} is {_STATES[record.status]}")
+        record = self.engine.cancel(task_id)
+        if record.status == RunStatus.RUNNING:
+            record = self._await_cancel(task_id)
+        return self.task(record)
+
+    def _await_cancel(self, task_id: str) -> RunRecord:
+        """Give a running task's driver a moment to stop at its node boundary."""
+        clock = self.engine.clock
+        until = clock.monotonic() + self.agent.cancel_wait_seconds
+        record = self.engine.store.get_run(task_id)
+        while record.status == RunStatus.RUNNING and clock.monotonic() < until:
+            clock.sleep(0.05)
+            record = self.engine.store.get_run(task_id)
+        return record
+
+    def subscribe(self, task_id: str, caller: Caller) -> Iterator[Any]:
+        """SubscribeToTask: the current task, then its progress, until it stops."""
+        record = self.record(task_id, caller)
+        if record.status in TERMINAL:
+            raise UnsupportedOperation(f"task {task_id} is {_STATES[record.status]}")
+        task = self.task(record, artifacts=False)
+        yield task
+        if record.status == RunStatus.PAUSED:
+            return
+        seq = max((c.seq for c in self.engine.store.list_checkpoints(task_id)), default=0)
+        yield from self._follow(task, seq, caller)
+
+    def _follow(self, task: Task, seq: int, caller: Caller) -> Iterator[Any]:
+        clock, idle = self.engine.clock, 0.0
+        while True:
+            for ckpt in self.engine.store.list_checkpoints(task.id, after=seq):
+                seq = ckpt.seq
+                step = StepEvent(task.id, ckpt.seq, ckpt.node_id, ckpt.action, 0, False, 0.0, False)
+                yield self._progress(task, step)
+                idle = 0.0
+            record = self.engine.store.get_run(task.id)
+            if record.status != RunStatus.RUNNING:
+                yield from self._closing(self.task(record))
+                return
+            deadline = caller.deadline
+            if deadline is not None and deadline.get_remaining_time_in_millis() < 2_000:
+                return
+            clock.sleep(self.agent.poll_seconds)
+            idle += self.agent.poll_seconds
+            if idle >= self.agent.ping_seconds:
+                idle = 0.0
+                yield PING
+
+    def push_configs(self, task_id: str, caller: Caller) -> dict[str, PushConfig]:
+        """The task's push configs by id."""
+        record = self.record(task_id, caller)
+        stored = record.attrs.get("a2a", {}).get("push", {})
+        return {cid: PushConfig(**doc) for cid, doc in stored.items()}
+
+    def set_push(self, task_id: str, config: PushConfig, caller: Caller) -> PushConfig:
+        """Create (or replace, by id) a push config."""
+        self.agent.check_push_url(config.url)
+        record = self.record(task_id, caller)
+        config = replace(config, id=config.id or str(uuid.uuid4()))
+        a2a = dict(record.attrs.get("a2a", {}))
+        a2a["push"] = {**a2a.get("push", {}), config.id: config.to_json()}
+        self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})
+        return config
+
+    def delete_push(self, task_id: str, config_id: str, caller: Caller) -> None:
+        """Delete a push config (deleting one that is not there is fine)."""
+        record = self.record(task_id, caller)
+        a2a = dict(record.attrs.get("a2a", {}))
+        push = {k: v for k, v in a2a.get("push", {}).items() if k != config_id}
+        a2a["push"] = push
+        self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})
+
+
+def _run(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
+    """Drive an engine coroutine to completion on this thread's own event loop."""
+    return asyncio.run(coro)
