@@ -129,7 +129,7 @@ class SharedTracker:
         if extra:
             tail["extra"] = extra
         text = _dump(head)[:-1] + ',"set":{' + _join(inline) + "}," + _dump(tail)[1:]
-        data = text.encode()
+        data = _utf8(text, "shared")
         if len(data) > COMPRESS_OVER:
             data = b"z" + zlib.compress(data, 6)
         if len(data) > limits.CHECKPOINT_BODY_BUDGET:
@@ -146,7 +146,7 @@ class SharedTracker:
             if snapshot and self.refs.get(key) and self.committed.get(key) == text:
                 refs[key] = self.refs[key]
             elif len(text) > limits.INLINE_VALUE_LIMIT:
-                refs[key] = self._offload(text.encode())
+                refs[key] = self._offload(_utf8(text, f"shared[{key!r}]"))
             else:
                 inline[key] = text
         return inline, refs
@@ -213,6 +213,14 @@ class SharedTracker:
 @dataclass(frozen=True)
 class _BlobRef:
     key: str
+
+
+def _utf8(text: str, path: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        reason = "a string holds a lone surrogate, which UTF-8 cannot store"
+        raise SerializationError(path, "str", reason) from None
 
 
 def _inline_size(current: dict[str, str], refs: dict[str, str]) -> int:
