@@ -1,6 +1,9 @@
-"""The SQS worker: continues runs that stopped near a Lambda deadline.
+"""The SQS worker: continues runs, and runs fanned-out batch items.
 
-Each message is ``{"kind": "continue", "run_id", "seq"}``. The worker resumes the run
+A ``{"kind": "fanout", ...}`` message carries a chunk of a batch node's items
+(see :mod:`pflambda.engine.fanout`). A ``{"kind": "continue", "run_id", "seq"}``
+message continues a run that stopped near a Lambda deadline or whose fan-out
+finished. The worker resumes the run
 if it is still running and nobody has committed past ``seq`` (a duplicate delivery,
 or a message overtaken by another invocation, changes nothing). Failures are
 reported per record (Powertools' partial batch response), so one bad message does
@@ -23,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pflambda.aws.config import Settings
+from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener
 from pflambda.errors import RetryableError
 from pflambda.stores.base import RunStatus
@@ -66,6 +70,10 @@ class Worker:
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One message; raising marks it failed (SQS redelivers it)."""
         message = parse(record.body)
+        if message["kind"] == "fanout":
+            count = int(record.attributes.approximate_receive_count or 1)
+            run_chunk(self.engine, message, count)
+            return
         self.handle(message, lambda_context)
 
     def handle(self, message: dict[str, Any], context: Any = None) -> RunOutcome | None:
@@ -97,8 +105,13 @@ def parse(body: str) -> dict[str, Any]:
         message = json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadMessage(f"work message is not JSON: {exc}") from exc
-    if not isinstance(message, dict) or message.get("kind") != "continue":
+    if not isinstance(message, dict) or message.get("kind") not in ("continue", "fanout"):
         raise BadMessage(f"unknown work message: {body[:200]!r}")
+    if message["kind"] == "fanout":
+        needed = {"run_id": str, "seq": int, "node": str, "chunk": int, "items": list}
+        if any(not isinstance(message.get(k), t) for k, t in needed.items()):
+            raise BadMessage(f"malformed fan-out message: {body[:200]!r}")
+        return message
     if not isinstance(message.get("run_id"), str) or not isinstance(message.get("seq"), int):
         raise BadMessage(f"work message needs a run_id string and a seq number: {body[:200]!r}")
     return message

@@ -38,6 +38,8 @@ class Frame:
     """BatchFlow only: which of ``batch`` is being run."""
     entered: bool = True
     """False only for the root frame of a run that has not started (``prep`` not run)."""
+    pending: dict[str, Any] | None = None
+    """A fanned-out batch node waiting for its items: ``{"prep": ..., "seq": ...}``."""
 
 
 @dataclass
@@ -67,6 +69,7 @@ _FIELDS = (
     "batch",
     "index",
     "entered",
+    "pending",
 )
 
 
@@ -81,4 +84,4 @@ def decode_cursor(data: codec.JSONValue) -> Cursor:
     frames = codec.decode(data)
     if not isinstance(frames, list):
         raise ValueError("checkpoint cursor is not a list of frames")
-    return Cursor([Frame(**dict(zip(_FIELDS, f, strict=True))) for f in frames])
+    return Cursor([Frame(**dict(zip(_FIELDS, f, strict=False))) for f in frames])

@@ -24,7 +24,9 @@ from pflambda import limits
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
 from pflambda.engine import codec
-from pflambda.engine.cursor import Cursor, decode_cursor, encode_cursor
+from pflambda.engine import fanout
+from pflambda.engine.cursor import Cursor, Frame, decode_cursor, encode_cursor
+from pflambda.engine.fanout import FanInNotReady
 from pflambda.engine.flowref import FlowSource, load_flow, ref_of
 from pflambda.engine.state import SharedTracker
 from pflambda.engine.stepper import Stepper
@@ -37,7 +39,14 @@ from pflambda.errors import (
 )
 from pflambda.graph import Graph, describe
 from pflambda.queues.base import Queue
-from pflambda.stores.base import TERMINAL, Checkpoint, RunRecord, RunStatus, Store
+from pflambda.stores.base import (
+    TERMINAL,
+    Checkpoint,
+    FanOutNotFound,
+    RunRecord,
+    RunStatus,
+    Store,
+)
 
 __all__ = ["NO_REPLY", "Deadline", "Engine", "RunOutcome", "StepEvent", "continuation"]
 
@@ -132,12 +141,18 @@ class Engine:
         margin_ms: int = limits.DEADLINE_MARGIN_MS,
         ttl_days: float = limits.DEFAULT_RUN_TTL_DAYS,
         listeners: Sequence[StatusListener] = (),
+        fan_out_threshold: int | None = None,
+        items_per_message: int = 10,
+        max_attempts: int = 5,
     ) -> None:
         self.store, self.blobs, self.queue = store, blobs, queue
         self.clock = clock or SystemClock()
         self.margin_ms, self.ttl_days = margin_ms, ttl_days
         self.listeners = list(listeners)
         """Called with the new record after every status change (e.g. push notifications)."""
+        self.fan_out_threshold = fan_out_threshold
+        """Batch nodes without a ``fan_out`` attribute fan out from this many items."""
+        self.items_per_message, self.max_attempts = items_per_message, max_attempts
 
     # -- public API -----------------------------------------------------------------
 
@@ -225,7 +240,7 @@ class Engine:
         if record.status in TERMINAL:
             raise InvalidRunState(f"run {run_id} is already {record.status}")
         if record.status == RunStatus.PAUSED:
-            return self._set_status(record, RunStatus.CANCELLED, expect={RunStatus.PAUSED})
+            return self.set_status(record, RunStatus.CANCELLED, expect={RunStatus.PAUSED})
         return self.store.update_run(
             run_id,
             {"cancel_requested": True, "updated_at": self.clock.now()},
@@ -289,8 +304,12 @@ class Engine:
                 step = await live.stepper.step(live.cursor, live.shared)
             except InputRequired as ask:
                 return self._pause(live, ask)
+            except FanInNotReady:
+                return self._outcome(live, stopped="fanout")
             except Exception as exc:
                 return self._fail(live, position, exc)
+            if step.fan_out is not None:
+                return self._spread(live, step.node_id, step.fan_out, on_step)
             try:
                 event = self._commit(live, step.node_id, step.action, step.finished, step.result)
             except CheckpointConflict:
@@ -329,6 +348,36 @@ class Engine:
         live.seq = seq
         return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)
 
+    def _spread(
+        self, live: _Live, node_id: str | None, items: list[Any], on_step: StepCallback | None
+    ) -> RunOutcome:
+        """Commit the step that ends with the batch node's prep, then send its items."""
+        frame = live.cursor.frames[-1]
+        assert frame.pending is not None and node_id is not None
+        frame.pending["seq"] = live.seq + 1
+        try:
+            event = self._commit(live, node_id, "fan-out", False, None)
+        except CheckpointConflict:
+            return self._outcome(live, stopped="conflict")
+        except PflambdaError as exc:
+            return self._fail(live, node_id, exc)
+        fanout.dispatch(self, live.record, live.seq, node_id, frame.params, items)
+        if on_step is not None:
+            on_step(event)
+        return self._outcome(live, stopped="fanout")
+
+    async def _fan_in(self, live: _Live, frame: Frame) -> list[Any]:
+        """The results of a fanned-out node; re-sends its items if they were never sent."""
+        assert frame.pending is not None
+        seq = frame.pending["seq"]
+        try:
+            return await fanout.gather(self, live.record.run_id, seq)
+        except FanOutNotFound:
+            node_id = frame.node_id or ""
+            items = list(frame.pending["prep"])
+            fanout.dispatch(self, live.record, seq, node_id, frame.params, items)
+            raise FanInNotReady(f"run {live.record.run_id}: items re-sent") from None
+
     def _check_cancel(self, live: _Live) -> RunOutcome | None:
         record = self.store.get_run(live.record.run_id)
         live.record = record
@@ -336,7 +385,7 @@ class Engine:
             return self._outcome(live, stopped="conflict")
         if not record.cancel_requested:
             return None
-        live.record = self._set_status(record, RunStatus.CANCELLED, expect={RunStatus.RUNNING})
+        live.record = self.set_status(record, RunStatus.CANCELLED, expect={RunStatus.RUNNING})
         return self._outcome(live)
 
     def _continue_later(self, live: _Live) -> RunOutcome:
@@ -352,7 +401,7 @@ class Engine:
 
     def _pause(self, live: _Live, ask: InputRequired) -> RunOutcome:
         changes = {"prompt": ask.prompt, "input_key": ask.key}
-        live.record = self._set_status(
+        live.record = self.set_status(
             live.record, RunStatus.PAUSED, expect={RunStatus.RUNNING}, **changes
         )
         return self._outcome(live)
@@ -366,7 +415,7 @@ class Engine:
         )
         log.error("run %s failed: %s", live.record.run_id, message, exc_info=exc)
         try:
-            live.record = self._set_status(
+            live.record = self.set_status(
                 live.record, RunStatus.FAILED, expect={RunStatus.RUNNING}, error=message
             )
         except InvalidRunState:
@@ -376,7 +425,7 @@ class Engine:
     def _finish(self, live: _Live, result: Any) -> RunOutcome:
         live.result = result
         try:
-            live.record = self._set_status(
+            live.record = self.set_status(
                 live.record, RunStatus.COMPLETED, expect={RunStatus.RUNNING}
             )
         except InvalidRunState:
@@ -395,15 +444,13 @@ class Engine:
                 raise InvalidRunState(
                     f"run {record.run_id} is waiting for input: {record.prompt!r}"
                 )
-            return self._set_status(
+            return self.set_status(
                 record, RunStatus.RUNNING, expect={RunStatus.PAUSED}, prompt=None
             )
         if reply is not NO_REPLY:
             raise InvalidRunState(f"run {record.run_id} is {status}, not waiting for input")
         if status == RunStatus.FAILED:
-            return self._set_status(
-                record, RunStatus.RUNNING, expect={RunStatus.FAILED}, error=None
-            )
+            return self.set_status(record, RunStatus.RUNNING, expect={RunStatus.FAILED}, error=None)
         return record
 
     def _load(self, record: RunRecord, allow_changed_flow: bool) -> _Live:
@@ -435,7 +482,7 @@ class Engine:
 
     def _new_live(self, record: RunRecord, graph: Graph, shared: dict[Any, Any]) -> _Live:
         stepper = Stepper(graph)
-        return _Live(
+        live = _Live(
             record=record,
             graph=graph,
             stepper=stepper,
@@ -444,10 +491,15 @@ class Engine:
             shared=shared,
             seq=0,
         )
+        if self.queue is not None:
+            threshold = self.fan_out_threshold
+            stepper.fan_policy = lambda node, n: fanout.wants_fan_out(node, n, threshold)
+        stepper.fan_in = lambda frame: self._fan_in(live, frame)
+        return live
 
     # -- small pieces ---------------------------------------------------------------
 
-    def _set_status(
+    def set_status(
         self, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any
     ) -> RunRecord:
         fields = {"status": status, "updated_at": self.clock.now(), "expires_at": self._expiry()}

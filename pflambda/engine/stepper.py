@@ -17,6 +17,7 @@ Duck-typed: classes from the ``pocketflow`` package are recognised by their base
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,13 @@ from pflambda.graph import Graph
 __all__ = ["StepResult", "Stepper", "kinds"]
 
 _CORE_MODULES = frozenset({"pflambda.core", "pocketflow"})
+
+
+@dataclass(frozen=True)
+class _Spread:
+    """A batch node's items, handed to the runner to fan out."""
+
+    items: list[Any]
 
 
 _KINDS: dict[type, frozenset[str]] = {}
@@ -59,13 +67,29 @@ class StepResult:
     finished: bool
     """True when the root flow has finished; ``result`` is then its return value."""
     result: Any = None
+    fan_out: list[Any] | None = None
+    """Items of a batch node to spread over workers; its ``post`` waits for them."""
+
+
+FanPolicy = Callable[[Any, int], bool]
+"""Whether a batch node with this many items fans out."""
+FanIn = Callable[[Frame], Awaitable[list[Any]]]
+"""The results of a fanned-out node's items, in item order."""
 
 
 class Stepper:
-    """Runs the graph of one flow object, one leaf node per :meth:`step`."""
+    """Runs the graph of one flow object, one leaf node per :meth:`step`.
 
-    def __init__(self, graph: Graph) -> None:
+    With a ``fan_policy``, a batch node it picks does not run its items: the step
+    ends after ``prep`` with :attr:`StepResult.fan_out`, and the next step of that
+    frame calls ``fan_in`` for the results and runs ``post`` with them.
+    """
+
+    def __init__(
+        self, graph: Graph, fan_policy: FanPolicy | None = None, fan_in: FanIn | None = None
+    ) -> None:
         self.graph = graph
+        self.fan_policy, self.fan_in = fan_policy, fan_in
 
     def start(self, shared: dict[Any, Any]) -> Cursor:
         """A cursor at the root flow, before its ``prep`` -- nothing has run yet."""
@@ -96,7 +120,10 @@ class Stepper:
             if _is_stepped_flow(node):
                 await self._enter(cursor, frame, node, shared)
                 continue
-            ran, action = frame.node_id, await self._run_leaf(frame, node, shared)
+            action = await self._run_leaf(frame, node, shared)
+            if isinstance(action, _Spread):
+                return StepResult(frame.node_id, None, finished=False, fan_out=action.items)
+            ran = frame.node_id
 
     # -- entering and leaving flows -------------------------------------------------
 
@@ -171,13 +198,43 @@ class Stepper:
     async def _run_leaf(self, frame: Frame, node: Any, shared: dict[Any, Any]) -> Any:
         curr = copy.copy(node)
         curr.set_params(frame.params)
-        if _is_async(curr) and _is_async(self._flow(frame)):
+        in_async = _is_async(curr) and _is_async(self._flow(frame))
+        if frame.pending is not None:
+            action = await self._gather(frame, curr, shared, in_async)
+        elif self.fan_policy is not None and "BatchNode" in kinds(type(curr)):
+            action = await self._batch(frame, curr, shared, in_async)
+            if isinstance(action, _Spread):
+                return action
+        elif in_async:
             action = await curr._run_async(shared)
         else:
             action = curr._run(shared)
         frame.last_action = action
         frame.node_id = self._next(frame, curr, action)
         return action
+
+    async def _batch(self, frame: Frame, curr: Any, shared: dict[Any, Any], in_async: bool) -> Any:
+        """A batch node: prep, then fan out (if the policy says so) or run in-process."""
+        if _is_async(curr) and not in_async:
+            return curr._run(shared)  # raises "Use run_async.", as PocketFlow does
+        prep = await curr.prep_async(shared) if in_async else curr.prep(shared)
+        spread = isinstance(prep, list | tuple) and len(prep) > 0
+        if spread and self.fan_policy is not None and self.fan_policy(curr, len(prep)):
+            frame.pending = {"prep": prep}
+            return _Spread(list(prep))
+        if in_async:
+            return await curr.post_async(shared, prep, await curr._exec(prep))
+        return curr.post(shared, prep, curr._exec(prep))
+
+    async def _gather(self, frame: Frame, curr: Any, shared: dict[Any, Any], in_async: bool) -> Any:
+        """A fanned-out node's items are done: ``post`` with their results, in order."""
+        assert frame.pending is not None and self.fan_in is not None
+        results = await self.fan_in(frame)
+        prep = frame.pending["prep"]
+        frame.pending = None
+        if in_async:
+            return await curr.post_async(shared, prep, results)
+        return curr.post(shared, prep, results)
 
     def _next(self, frame: Frame, curr: Any, action: Any) -> str | None:
         flow = self.graph.level(frame.flow_id).flow

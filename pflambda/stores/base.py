@@ -28,6 +28,8 @@ __all__ = [
     "TERMINAL",
     "Checkpoint",
     "CheckpointInfo",
+    "FanOut",
+    "FanOutNotFound",
     "ItemTooLarge",
     "Page",
     "RunRecord",
@@ -129,6 +131,33 @@ class CheckpointInfo:
 
 
 @dataclass(frozen=True)
+class FanOut:
+    """A batch node's items spread over workers: the header of one fan-out.
+
+    Items travel in chunks (several per queue message); each chunk's results are
+    recorded once, together with the count of chunks done, in one atomic write.
+    """
+
+    run_id: str
+    seq: int
+    """The checkpoint that started the fan-out (its items and cursor are there)."""
+    node_id: str
+    chunks: int
+    """How many chunks the items were split into."""
+    items: int
+    created_at: float
+    done: int = 0
+    """How many chunks have their results recorded."""
+    claimed: bool = False
+    """Whether a worker has claimed the fan-in (see ``claim_fanin``)."""
+    expires_at: int | None = None
+
+
+class FanOutNotFound(TerminalError):
+    """No fan-out header for that run and step."""
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of runs, and the token for the next (``None`` at the end)."""
 
@@ -185,4 +214,31 @@ class Store(Protocol):
         owner: str | None = None,
     ) -> Page:
         """Runs, newest first; only ``context_id``'s / ``owner``'s when given."""
+        ...
+
+    def create_fanout(self, fanout: FanOut) -> FanOut:
+        """Store a fan-out header, or return the one already stored for ``(run_id, seq)``
+        (so a resumed run that re-dispatches its items counts nothing twice)."""
+        ...
+
+    def get_fanout(self, run_id: str, seq: int) -> FanOut:
+        """The header (strongly consistent); :class:`FanOutNotFound` if there is none."""
+        ...
+
+    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+        """Store chunk ``chunk``'s results and count it done, in ONE atomic write.
+
+        True if this call recorded it; False if it was recorded before (a duplicate
+        delivery): then nothing changes, the first results stand. ``chunk`` must be in
+        ``range(fanout.chunks)`` (:class:`ValueError` otherwise); bodies follow the item
+        size limit (:class:`ItemTooLarge`).
+        """
+        ...
+
+    def claim_fanin(self, run_id: str, seq: int) -> bool:
+        """True for exactly one caller, once every chunk is done (False before, and after)."""
+        ...
+
+    def load_chunks(self, run_id: str, seq: int) -> list[tuple[int, bytes]]:
+        """Every recorded chunk as ``(chunk, body)``, in chunk order (one Query, pages aside)."""
         ...
