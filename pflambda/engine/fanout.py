@@ -27,6 +27,7 @@ import copy
 import hashlib
 import json
 import logging
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,9 @@ from pflambda import limits
 from pflambda.engine import codec
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.stepper import kinds
-from pflambda.errors import PflambdaError
+from pflambda.errors import PflambdaError, RetryableError
 from pflambda.graph import Graph, describe
-from pflambda.stores.base import FanOut, RunRecord, RunStatus
+from pflambda.stores.base import FanOut, FanOutNotFound, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from pflambda.engine.runner import Engine
@@ -70,8 +71,21 @@ def wants_fan_out(node: Any, items: int, threshold: int | None) -> bool:
 def dispatch(
     engine: Engine, record: RunRecord, seq: int, node_id: str, params: Any, items: list[Any]
 ) -> FanOut:
-    """Store the fan-out header and send every chunk of ``items`` (idempotent)."""
+    """Send every chunk of ``items``, then store the fan-out header.
+
+    The header comes last, so its presence means every message went out: a run resumed
+    after a crash re-sends its items only when there is no header (workers that get a
+    message before its header is written fail it, and SQS delivers it again).
+    """
     chunks = _plan(engine, record.run_id, items)
+    encoded_params = codec.encode(params, path="params")
+    head = {"kind": "fanout", "run_id": record.run_id, "seq": seq, "node": node_id}
+    bodies = [
+        json.dumps({**head, "chunk": k, "params": encoded_params, "items": chunk})
+        for k, chunk in enumerate(chunks)
+    ]
+    assert engine.queue is not None
+    engine.queue.send(bodies)
     header = engine.store.create_fanout(
         FanOut(
             run_id=record.run_id,
@@ -83,14 +97,6 @@ def dispatch(
             expires_at=record.expires_at,
         )
     )
-    encoded_params = codec.encode(params, path="params")
-    head = {"kind": "fanout", "run_id": record.run_id, "seq": seq, "node": node_id}
-    bodies = [
-        json.dumps({**head, "chunk": k, "params": encoded_params, "items": chunk})
-        for k, chunk in enumerate(chunks)
-    ]
-    assert engine.queue is not None
-    engine.queue.send(bodies)
     log.info(
         "run %s: %d items of %s fanned out in %d messages",
         record.run_id,
@@ -201,8 +207,23 @@ def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -
     ).encode()
     if len(body) > limits.CHECKPOINT_BODY_BUDGET:
         body = b"@" + _put_blob(engine, run_id, body).encode()
-    recorded = engine.store.record_chunk(run_id, seq, chunk, body)
+    recorded = _record(engine, run_id, seq, chunk, body)
     return _maybe_continue(engine, run_id, seq, recorded)
+
+
+def _record(engine: Engine, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+    """Record a chunk, retrying briefly when workers collide on the header (the results
+    are already computed; redelivery would run the items again)."""
+    for attempt in range(1, 6):
+        try:
+            return engine.store.record_chunk(run_id, seq, chunk, body)
+        except FanOutNotFound:
+            raise RetryableError(f"run {run_id}: fan-out {seq} has no header yet") from None
+        except RetryableError:
+            if attempt == 5:
+                raise
+            engine.clock.sleep(random.uniform(0.02, 0.1) * attempt)
+    raise AssertionError("unreachable")
 
 
 def _maybe_continue(engine: Engine, run_id: str, seq: int, recorded: bool) -> bool:

@@ -120,10 +120,11 @@ class Stepper:
             if _is_stepped_flow(node):
                 await self._enter(cursor, frame, node, shared)
                 continue
+            node_id = frame.node_id
             action = await self._run_leaf(frame, node, shared)
             if isinstance(action, _Spread):
-                return StepResult(frame.node_id, None, finished=False, fan_out=action.items)
-            ran = frame.node_id
+                return StepResult(node_id, None, finished=False, fan_out=action.items)
+            ran = node_id
 
     # -- entering and leaving flows -------------------------------------------------
 

@@ -8,12 +8,15 @@ pk                        sk                  holds
 ``RUN#<id>``              ``META``            the run; ``gsi1pk``/``gsi1sk`` (and
                                               ``gsi2pk`` with a context) index it
 ``RUN#<id>``              ``CKPT#<seq:012d>`` one committed step; ``size`` = body length
+``RUN#<id>``              ``FAN#<seq:012d>``  a fan-out header; ``done`` counts chunks
+``RUN#<id>``              ``FAN#<seq>#CHUNK#  one chunk's results (see
+                          <chunk:08d>``       :mod:`pflambda.stores._fanout_items`)
 ========================  ==================  =========================================
 
 ``gsi1`` (``gsi1pk`` = ``RUNS``, ``gsi1sk`` = created-at + ``#`` + id) lists all runs
 newest first; ``gsi2`` (``gsi2pk`` = ``CTX#<context id>``, same sort key ``gsi1sk``)
 lists one context's. ``ttl`` holds ``expires_at``. Every access is a GetItem, PutItem,
-UpdateItem or Query: nothing here scans.
+UpdateItem, Query or (recording a chunk) TransactWriteItems: nothing here scans.
 """
 
 from __future__ import annotations
@@ -36,6 +39,19 @@ from pflambda.errors import (
     RunNotFound,
 )
 from pflambda.limits import SNAPSHOT_EVERY
+from pflambda.stores._fanout_items import (
+    cancelled,
+    chunk_from_item,
+    chunk_item,
+    chunks_query,
+    claim_request,
+    fanout_from_item,
+    fanout_item,
+    fanout_key,
+    fanout_name,
+    not_found,
+    record_request,
+)
 from pflambda.stores._item import (
     CKPT_PREFIX,
     RUNS_PARTITION,
@@ -56,6 +72,7 @@ from pflambda.stores._item import (
 from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
+    FanOut,
     ItemTooLarge,
     Page,
     RunRecord,
@@ -102,8 +119,11 @@ _RETRYABLE = frozenset(
         "RequestLimitExceeded",
         "InternalServerError",
         "ServiceUnavailable",
+        "TransactionConflictException",
     }
 )
+"""Error codes worth retrying. ``TransactionConflictException``: a plain write met an
+item that a transaction (recording a chunk) held at that moment."""
 _TTL_UNSUPPORTED = frozenset({"UnknownOperationException", "NotImplemented"})
 _LOAD_PAGE = SNAPSHOT_EVERY + 1
 """Items per page when loading: one snapshot interval fits one page. Paging goes on
@@ -314,6 +334,67 @@ class DynamoDBStore:
                 return Page([run_from_item(item) for item in found], token)
             if len(found) == limit or start is None:
                 return Page([run_from_item(item) for item in found])
+
+    def create_fanout(self, fanout: FanOut) -> FanOut:
+        """One conditional PutItem; if the header is there, a consistent GetItem of it."""
+        item = fanout_item(fanout)
+        with _translated(f"create {fanout_name(fanout.run_id, fanout.seq)}"):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                return self.get_fanout(fanout.run_id, fanout.seq)
+        return fanout_from_item(item)
+
+    def get_fanout(self, run_id: str, seq: int) -> FanOut:
+        """The header (strongly consistent); FanOutNotFound if there is none."""
+        with _translated(f"get {fanout_name(run_id, seq)}"):
+            response = self._client.get_item(
+                TableName=self._table, Key=fanout_key(run_id, seq), ConsistentRead=True
+            )
+        if "Item" not in response:
+            raise not_found(run_id, seq)
+        return fanout_from_item(response["Item"])
+
+    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+        """One TransactWriteItems: put the chunk if new, ``ADD done 1`` on the header."""
+        item = chunk_item(run_id, seq, chunk, body)
+        with _translated(f"record chunk {chunk} of {fanout_name(run_id, seq)}"):
+            try:
+                self._client.transact_write_items(**record_request(self._table, run_id, seq, item))
+            except ClientError as err:
+                if _code(err) != "TransactionCanceledException":
+                    raise
+                reasons = cast("Mapping[str, Any]", err.response).get("CancellationReasons", [])
+                try:
+                    return cancelled(reasons, run_id, seq, chunk)
+                except LookupError:
+                    raise err from None
+        return True
+
+    def claim_fanin(self, run_id: str, seq: int) -> bool:
+        """One conditional UpdateItem: ``claimed`` goes true once, when all chunks are done."""
+        with _translated(f"claim the fan-in of {fanout_name(run_id, seq)}"):
+            try:
+                self._client.update_item(**claim_request(self._table, run_id, seq))
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                if cast("Mapping[str, Any]", err.response).get("Item") is None:
+                    raise not_found(run_id, seq) from None
+                return False
+        return True
+
+    def load_chunks(self, run_id: str, seq: int) -> list[tuple[int, bytes]]:
+        """One Query (pages aside) of the chunk items, in sort-key (= chunk) order."""
+        request = chunks_query(self._table, run_id, seq)
+        pages = self._pages(request, f"load the chunks of {fanout_name(run_id, seq)}")
+        return [chunk_from_item(item) for items in pages for item in items]
 
     def _pages(self, request: dict[str, Any], what: str) -> Iterator[list[dict[str, Any]]]:
         """The items of a Query, page by page, fetched only as they are consumed."""

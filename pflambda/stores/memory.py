@@ -15,6 +15,14 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
+from pflambda.stores._fanout_items import (
+    chunk_from_item,
+    chunk_item,
+    fanout_from_item,
+    fanout_item,
+    not_found,
+    out_of_range,
+)
 from pflambda.stores._item import (
     Item,
     check_size,
@@ -27,7 +35,14 @@ from pflambda.stores._item import (
     run_item,
     update_values,
 )
-from pflambda.stores.base import Checkpoint, CheckpointInfo, Page, RunRecord, RunStatus
+from pflambda.stores.base import (
+    Checkpoint,
+    CheckpointInfo,
+    FanOut,
+    Page,
+    RunRecord,
+    RunStatus,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -39,6 +54,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._runs: dict[str, Item] = {}
         self._checkpoints: dict[str, dict[int, Item]] = {}
+        self._fanouts: dict[tuple[str, int], Item] = {}
+        self._chunks: dict[tuple[str, int], dict[int, Item]] = {}
 
     def create_run(self, record: RunRecord) -> None:
         """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
@@ -140,6 +157,58 @@ class MemoryStore:
         more = len(matching) > limit
         token = _encode_token(page[-1]["gsi1sk"]["S"]) if more else None
         return Page([run_from_item(item) for item in page], token)
+
+    def create_fanout(self, fanout: FanOut) -> FanOut:
+        """Store a fan-out header, or return the one already stored for its step."""
+        item = fanout_item(fanout)
+        with self._lock:
+            stored = self._fanouts.setdefault((fanout.run_id, fanout.seq), item)
+        return fanout_from_item(stored)
+
+    def get_fanout(self, run_id: str, seq: int) -> FanOut:
+        """A copy of the header; :class:`~pflambda.stores.base.FanOutNotFound` if none."""
+        with self._lock:
+            item = self._fanouts.get((run_id, seq))
+        if item is None:
+            raise not_found(run_id, seq)
+        return fanout_from_item(item)
+
+    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+        """Store the chunk and count it done, both or neither; False for a duplicate."""
+        item = chunk_item(run_id, seq, chunk, body)
+        key = (run_id, seq)
+        with self._lock:
+            header = self._fanouts.get(key)
+            if header is None:
+                raise not_found(run_id, seq)
+            chunks = int(header["chunks"]["N"])
+            if chunk >= chunks:
+                raise out_of_range(run_id, seq, chunk, chunks)
+            recorded = self._chunks.setdefault(key, {})
+            if chunk in recorded:
+                return False
+            recorded[chunk] = item
+            self._fanouts[key] = header | {"done": {"N": str(int(header["done"]["N"]) + 1)}}
+        return True
+
+    def claim_fanin(self, run_id: str, seq: int) -> bool:
+        """True for the first caller once every chunk is done; False otherwise."""
+        key = (run_id, seq)
+        with self._lock:
+            header = self._fanouts.get(key)
+            if header is None:
+                raise not_found(run_id, seq)
+            finished = int(header["done"]["N"]) == int(header["chunks"]["N"])
+            if header["claimed"]["BOOL"] or not finished:
+                return False
+            self._fanouts[key] = header | {"claimed": {"BOOL": True}}
+        return True
+
+    def load_chunks(self, run_id: str, seq: int) -> list[tuple[int, bytes]]:
+        """Every recorded chunk as ``(chunk, body)``, in chunk order."""
+        with self._lock:
+            recorded = dict(self._chunks.get((run_id, seq), {}))
+        return [chunk_from_item(recorded[chunk]) for chunk in sorted(recorded)]
 
 
 def _encode_token(sort_key: str) -> str:

@@ -136,7 +136,9 @@ def test_cancel_mid_fan_out_drops_pending_items() -> None:
     outcome = engine.start("tests.flows.batch:squares", {"items": list(range(10))})
     queue = engine.queue
     assert isinstance(queue, MemoryQueue)
-    deliver(engine, queue.receive(1)[0])
+    first = queue.receive(1)[0]
+    deliver(engine, first)
+    queue.ack([first.receipt])
     engine.cancel(outcome.run_id)
     drain(engine)
     assert engine.store.get_run(outcome.run_id).status == RunStatus.CANCELLED
