@@ -29,16 +29,17 @@ The offline model
 Same ``system`` and ``prompt``, same answer: every choice it makes is drawn from a
 SHA-256 of the two. It reads a prompt as *instructions* plus *material*: material is
 the lines under a short heading line of their own (``Text:``, ``Previous research:``,
-``Current plan:``), up to the next heading, ``#`` line or code fence. The subject is
-the value of the first ``Question:`` / ``Request:`` / ``Topic:`` / ``Task:`` line.
+``Current plan:``), up to the next ``###`` section line, ```` ```yaml ```` fence or the
+end. The subject is the value of the first ``Question:``, ``Request:``, ``Topic:`` or
+``Task:`` line.
 From the instructions alone it recognises, in this order:
 
 - a fenced ```` ```yaml ```` template: it answers with a YAML block with the same keys.
-  A value offering options (``search | answer``) gets the first option while the prompt
+  A value offering options (``search | answer``) gets the first option while the material
   holds no URL (no evidence yet), else one option by hash; a key naming a ``query``
   gets keywords of the subject plus a facet; any other key, one sentence.
 - ``numbered``: a numbered plan. A numbered list already in the material is kept and
-  every non-empty ``Feedback:`` line adds a step; otherwise 3 to 5 generic steps.
+  every non-empty ``Feedback:`` line adds a step; otherwise the goal and 2 to 4 steps.
 - ``summar``: an extractive summary -- the first sentence of each bullet of the
   material, or the opening sentences of prose.
 - anything else: an answer to the subject built from the material's opening
@@ -153,20 +154,21 @@ _TEMPLATE_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*)$")
 _CHOICE = re.compile(r"^[\w-]+(?:\s*(?:\||\bor\b)\s*[\w-]+)+$", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 
-_STOPWORDS = frozenset(
+_STOPWORD_TEXT = (
     "a an and are about as at be by can could did do does for from how i in is it me "
     "my of on or should tell than that the their there these this to was we what when "
-    "where which who why will with would you your".split()
+    "where which who why will with would you your"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _FACETS = ("overview", "key facts", "history", "latest", "examples", "explained")
 _OPENINGS = ("In short:", "Based on the research:", "From what the sources say:")
+_PLAN_GOAL = "Clarify the goal and what done means: {s}"
 _PLAN_STEPS = (
-    "Clarify the goal and success criteria for {s}",
-    "List the inputs, owners and constraints for {s}",
-    "Break {s} into small, checkable tasks",
-    "Carry out the tasks for {s}, lowest risk first",
-    "Verify the outcome of {s} against the success criteria",
-    "Report the result of {s} and note follow-ups",
+    "List the inputs, owners and constraints",
+    "Break the work into small, checkable tasks",
+    "Carry out the tasks, lowest risk first",
+    "Verify the outcome against the goal",
+    "Report the result and note follow-ups",
 )
 
 
@@ -197,10 +199,10 @@ class _Prompt:
 def offline_llm(prompt: str, *, system: str | None = None, max_tokens: int = 512) -> str:
     """The offline model's reply (deterministic; no network). See the module doc."""
     p = _read(prompt, system)
-    asks = p.asks
-    if "```yaml" in asks.lower():
+    lines = [line.strip().lower() for line in p.instructions]
+    if any(line.startswith("```yaml") for line in lines):
         return _fill_yaml(p)
-    lowered = asks.lower()
+    lowered = "\n".join(lines)
     if "numbered" in lowered:
         reply = _plan(p)
     elif "summar" in lowered:
@@ -215,15 +217,14 @@ def _read(prompt: str, system: str | None) -> _Prompt:
     in_fence = in_material = False
     for line in prompt.splitlines():
         stripped = line.strip()
-        if stripped.startswith("```"):
-            in_fence, in_material = not in_fence, False
-        elif not in_fence and (heading := _HEADING.match(line)):
-            in_material = bool(heading.group(1))
-        elif not in_fence and stripped.startswith("#"):
-            in_material = False
-        elif in_material:
+        if in_material and not stripped.lower().startswith(("###", "```yaml")):
             p.material.append(line)
             continue
+        in_material = False
+        if stripped.startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and _HEADING.match(line):
+            in_material = True
         p.instructions.append(line)
         if not in_fence and not p.subject and (m := _SUBJECT.match(line)):
             p.subject = m.group(1).strip()
@@ -244,9 +245,7 @@ def _fill_yaml(p: _Prompt) -> str:
             break
         if (m := _TEMPLATE_KEY.match(line)) is not None:
             template.append((m.group(1), m.group(2).strip()))
-    chosen = {
-        key: _choose(p, key, value) for key, value in template if _CHOICE.match(value)
-    }
+    chosen = {key: _choose(p, key, value) for key, value in template if _CHOICE.match(value)}
     sources = len(p.urls)
     out = ["```yaml"]
     for key, value in template:
@@ -275,11 +274,10 @@ def _query(p: _Prompt) -> str:
 def _plan(p: _Prompt) -> str:
     steps = [m.group(1).strip() for x in p.material if (m := _NUMBERED.match(x))]
     if not steps:
-        subject = p.subject.rstrip(".?! ")
-        subject = subject[:1].lower() + subject[1:] if subject else "the request"
-        count = 3 + p.number("count") % 3
+        count = 2 + p.number("count") % 3
         order = sorted(range(len(_PLAN_STEPS)), key=lambda i: p.number(f"step:{i}"))
-        steps = [_PLAN_STEPS[i].format(s=subject) for i in sorted(order[:count])]
+        goal = _PLAN_GOAL.format(s=p.subject.rstrip(". ") or "the request")
+        steps = [goal, *(_PLAN_STEPS[i] for i in sorted(order[:count]))]
     steps += [f"Address the feedback: {fb}" for fb in p.feedback]
     return "\n".join(f"{n}. {step}" for n, step in enumerate(steps, 1))
 
@@ -356,10 +354,11 @@ def search_web(query: str, *, count: int = 3) -> list[dict[str, str]]:
     if not q:
         return []
     slug = re.sub(r"[^a-z0-9]+", "-", q.lower()).strip("-")[:60] or "query"
+    first = int(hashlib.sha256(q.encode()).hexdigest()[:8], 16)
     results = []
     for i in range(count):
         digest = hashlib.sha256(f"{q}\x00{i}".encode()).hexdigest()
-        kind, title, snippet = _KINDS[int(digest[:8], 16) % len(_KINDS)]
+        kind, title, snippet = _KINDS[(first + i) % len(_KINDS)]
         results.append(
             {
                 "title": f"{title}: {q}",

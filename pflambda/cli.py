@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import time
@@ -75,12 +77,31 @@ def _parser() -> argparse.ArgumentParser:
     emulator = sub.add_parser("emulator", help="a local AWS emulator with pflambda's resources")
     emulator.add_argument("--port", type=int, default=5001)
     emulator.add_argument("--host", default="127.0.0.1")
+
+    local = sub.add_parser(
+        "local", help="serve the agents in handlers/ over A2A, with an emulator and the worker"
+    )
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8080)
+    local.add_argument(
+        "--endpoint-url", help="use this AWS endpoint (e.g. LocalStack) instead of the emulator"
+    )
+
+    send = sub.add_parser("send", help="send a message to an A2A agent and print its answer")
+    send.add_argument("url", help="the agent's URL, e.g. http://127.0.0.1:8080/agents/research/")
+    send.add_argument("text", help="the message")
+    send.add_argument("--task-id", help="continue this task (answer its question)")
+    send.add_argument("--context-id", help="the conversation to send the message in")
+    send.add_argument("--no-stream", action="store_true", help="message/send instead of SSE")
+    send.add_argument("--token", help="bearer token (default: $PFLAMBDA_TOKEN)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pflambda`` console script."""
     args = _parser().parse_args(argv)
+    if os.getcwd() not in sys.path:  # flows and handlers are found from where you run it
+        sys.path.insert(0, os.getcwd())
     try:
         return int(_COMMANDS[args.command](args))
     except (PflambdaError, GraphError) as exc:
@@ -220,6 +241,43 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     for key, value in emulator.env().items():
         print(f"  export {key}={value}")
     sys.stdout.flush()
+    try:
+        _wait_for_stop()
+    finally:
+        emulator.stop()
+    return 0
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from pflambda.local.session import start_local
+
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("pflambda").setLevel(logging.INFO)  # requests, worker batches
+    session = start_local(args.host, args.port, endpoint_url=args.endpoint_url)
+    try:
+        print(session.banner(), flush=True)
+        _wait_for_stop()
+    finally:
+        session.stop()
+    return 0
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    from pflambda.local.client import send
+
+    token = args.token or os.environ.get("PFLAMBDA_TOKEN") or None
+    return send(
+        args.url,
+        args.text,
+        task_id=args.task_id,
+        context_id=args.context_id,
+        stream=not args.no_stream,
+        token=token,
+    )
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
     stop = {"now": False}
 
     def _stop(*_: Any) -> None:
@@ -231,9 +289,6 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    finally:
-        emulator.stop()
-    return 0
 
 
 _COMMANDS = {
@@ -244,4 +299,6 @@ _COMMANDS = {
     "fork": _cmd_fork,
     "graph": _cmd_graph,
     "emulator": _cmd_emulator,
+    "local": _cmd_local,
+    "send": _cmd_send,
 }

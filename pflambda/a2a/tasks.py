@@ -178,7 +178,18 @@ class TaskService:
     ) -> Task:
         """SendMessage (blocking or not): start or continue a task, drive it, answer."""
         record, outcome = self._dispatch(message, config, caller, task_id, on_step=None)
+        if config.blocking and _handed_off(record, outcome):
+            record, outcome = self._wait(record.run_id, caller), None
         return self._after(record, outcome, config)
+
+    def _wait(self, task_id: str, caller: Caller) -> RunRecord:
+        """Poll a task the workers are running (a fan-out) until it stops or time runs out."""
+        clock = self.engine.clock
+        record = self.engine.store.get_run(task_id)
+        while record.status == RunStatus.RUNNING and _time_left(caller) > 2_000:
+            clock.sleep(self.agent.poll_seconds)
+            record = self.engine.store.get_run(task_id)
+        return record
 
     def stream(
         self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
@@ -200,9 +211,11 @@ class TaskService:
 
         thread = threading.Thread(target=work, name="pflambda-stream", daemon=True)
         thread.start()
-        yield from self._drain(events, done, config)
+        yield from self._drain(events, done, config, caller)
 
-    def _drain(self, events: queue.Queue[Any], done: object, config: SendConfig) -> Iterator[Any]:
+    def _drain(
+        self, events: queue.Queue[Any], done: object, config: SendConfig, caller: Caller
+    ) -> Iterator[Any]:
         task: Task | None = None
         while True:
             try:
@@ -219,6 +232,9 @@ class TaskService:
                 yield self._progress(task, item)
             elif item[0] == "error":
                 raise item[1]
+            elif _handed_off(item[1], item[2]):  # workers go on: follow their checkpoints
+                task = task or self.task(item[1], artifacts=False)
+                yield from self._follow(task, item[2].seq, caller)
             else:
                 final = self._after(item[1], item[2], config)
                 if task is None:
@@ -387,8 +403,7 @@ class TaskService:
             if record.status != RunStatus.RUNNING:
                 yield from self._closing(self.task(record))
                 return
-            deadline = caller.deadline
-            if deadline is not None and deadline.get_remaining_time_in_millis() < 2_000:
+            if _time_left(caller) < 2_000:
                 return
             clock.sleep(self.agent.poll_seconds)
             idle += self.agent.poll_seconds
@@ -419,6 +434,17 @@ class TaskService:
         push = {k: v for k, v in a2a.get("push", {}).items() if k != config_id}
         a2a["push"] = push
         self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})
+
+
+def _handed_off(record: RunRecord, outcome: RunOutcome | None) -> bool:
+    """The run goes on elsewhere (its items are with the workers, or another invocation)."""
+    stopped = outcome.stopped if outcome is not None else None
+    return record.status == RunStatus.RUNNING and stopped in ("fanout", "conflict")
+
+
+def _time_left(caller: Caller) -> int:
+    deadline = caller.deadline
+    return 1 << 30 if deadline is None else deadline.get_remaining_time_in_millis()
 
 
 def _run(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:

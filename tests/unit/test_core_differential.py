@@ -23,11 +23,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -38,7 +44,6 @@ from tests.unit.core_impls import CLASS_NAMES, IMPL_IDS, IMPL_MODULES, Outcome, 
 
 # --------------------------------------------------------------------------- harness
 
-_NO_EXC = None
 UW = "UserWarning"
 
 
@@ -1760,6 +1765,253 @@ def test_constructor_keywords(impl: ModuleType) -> None:
         assert cls(s).start_node is s
 
 
-def test_scenarios_registered() -> None:
-    assert len(SCENARIOS) >= 70
-    assert time.sleep is not None  # sanity: the harness restores the real sleep
+_REAL_TIME_SLEEP = time.sleep
+_REAL_ASYNC_SLEEP = asyncio.sleep
+
+
+def test_harness_registers_scenarios_and_restores_sleep() -> None:
+    assert len(SCENARIOS) >= 80
+    out = observe(SCENARIOS["retry_wait_uses_time_sleep"].fn, pocketflow)
+    assert out.sleeps == [("time.sleep", 0.25)] * 2
+    assert time.sleep is _REAL_TIME_SLEEP
+    assert asyncio.sleep is _REAL_ASYNC_SLEEP
+
+
+# --------------------------------------------------------------------------- concurrency
+
+N_ITEMS = 5
+TIMEOUT = 3.0  # generous: a concurrent run takes milliseconds, a sequential one hangs
+
+
+def _parallel_batch_node(pf: ModuleType, base: str, events: list[Any]):
+    class Items(getattr(pf, base)):
+        async def prep_async(self, shared):
+            shared["barrier"] = asyncio.Barrier(N_ITEMS)
+            self.barrier = shared["barrier"]
+            return list(range(N_ITEMS))
+
+        async def exec_async(self, item):
+            events.append(("start", item))
+            # only releases once every item has started: hangs if run one by one
+            await self.barrier.wait()
+            events.append(("end", item))
+            return item * 10
+
+        async def post_async(self, shared, prep_res, exec_res):
+            shared["results"] = exec_res
+            return "done"
+
+    return Items()
+
+
+async def _with_timeout(coro, timeout: float = TIMEOUT):
+    return await asyncio.wait_for(coro, timeout)
+
+
+@pytest.mark.parametrize("impl", IMPL_MODULES, ids=IMPL_IDS)
+def test_async_parallel_batch_node_runs_items_concurrently(impl: ModuleType) -> None:
+    events: list[Any] = []
+    shared: dict[str, Any] = {}
+    node = _parallel_batch_node(impl, "AsyncParallelBatchNode", events)
+    assert asyncio.run(_with_timeout(node.run_async(shared))) == "done"
+    assert shared["results"] == [0, 10, 20, 30, 40]  # gather keeps item order
+    starts = [i for kind, i in events[:N_ITEMS] if kind == "start"]
+    assert starts == list(range(N_ITEMS))  # every item started before any ended
+    assert sorted(i for kind, i in events[N_ITEMS:] if kind == "end") == list(range(N_ITEMS))
+
+
+@pytest.mark.parametrize("impl", IMPL_MODULES, ids=IMPL_IDS)
+def test_async_batch_node_is_sequential(impl: ModuleType) -> None:
+    events: list[Any] = []
+
+    class Seq(impl.AsyncBatchNode):
+        async def prep_async(self, shared):
+            return list(range(N_ITEMS))
+
+        async def exec_async(self, item):
+            events.append(("start", item))
+            for _ in range(3):
+                await asyncio.sleep(0)  # give any concurrent sibling every chance to run
+            events.append(("end", item))
+            return item
+
+    assert asyncio.run(_with_timeout(Seq().run_async({}))) is None
+    assert events == [(kind, i) for i in range(N_ITEMS) for kind in ("start", "end")]
+
+
+@pytest.mark.parametrize("impl", IMPL_MODULES, ids=IMPL_IDS)
+def test_barrier_detects_sequential_execution(impl: ModuleType) -> None:
+    """Control: the barrier test does fail (by timeout) for a sequential batch node."""
+    events: list[Any] = []
+    node = _parallel_batch_node(impl, "AsyncBatchNode", events)
+    with pytest.raises(TimeoutError):
+        asyncio.run(_with_timeout(node.run_async({}), timeout=0.2))
+    assert events == [("start", 0)]
+
+
+def _batch_flow(pf: ModuleType, base: str, events: list[Any]):
+    class Step(pf.AsyncNode):
+        async def prep_async(self, shared):
+            return self.params["i"]
+
+        async def exec_async(self, i):
+            events.append(("start", i))
+            await self.barrier.wait()
+            events.append(("end", i))
+            return i
+
+        async def post_async(self, shared, prep_res, exec_res):
+            shared.setdefault("done", []).append(exec_res)
+
+    class Batch(getattr(pf, base)):
+        async def prep_async(self, shared):
+            # every per-visit copy of `step` shares the barrier (copy.copy is shallow)
+            step.barrier = asyncio.Barrier(N_ITEMS)
+            return [{"i": i} for i in range(N_ITEMS)]
+
+    step = Step()
+    return Batch(start=step)
+
+
+@pytest.mark.parametrize("impl", IMPL_MODULES, ids=IMPL_IDS)
+def test_async_parallel_batch_flow_runs_batches_concurrently(impl: ModuleType) -> None:
+    events: list[Any] = []
+    shared: dict[str, Any] = {}
+    flow = _batch_flow(impl, "AsyncParallelBatchFlow", events)
+    assert asyncio.run(_with_timeout(flow.run_async(shared))) is None
+    assert events[:N_ITEMS] == [("start", i) for i in range(N_ITEMS)]
+    assert sorted(shared["done"]) == list(range(N_ITEMS))
+
+
+@pytest.mark.parametrize("impl", IMPL_MODULES, ids=IMPL_IDS)
+def test_async_batch_flow_is_sequential(impl: ModuleType) -> None:
+    events: list[Any] = []
+    flow = _batch_flow(impl, "AsyncBatchFlow", events)
+    with pytest.raises(TimeoutError):
+        asyncio.run(_with_timeout(flow.run_async({}), timeout=0.2))
+    assert events == [("start", 0)]  # the second batch never started
+
+
+# --------------------------------------------------------------------------- shim
+
+REPO = Path(__file__).resolve().parents[2]
+SHIM_DIR = REPO / "tests" / "shim"
+
+POCKETFLOW_STYLE_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, os, warnings
+    warnings.simplefilter("error")
+
+    import pocketflow
+    from pocketflow import AsyncFlow, AsyncNode, BatchFlow, BatchNode, Flow, Node
+
+    if os.environ.get("EXPECT_PFLAMBDA") == "1":
+        assert pocketflow.Node.__module__.startswith("pflambda"), pocketflow.Node.__module__
+        assert pocketflow.Flow.__module__.startswith("pflambda"), pocketflow.Flow.__module__
+    else:
+        assert pocketflow.Node.__module__ == "pocketflow", pocketflow.Node.__module__
+
+    class Load(Node):
+        def prep(self, shared):
+            return shared["text"]
+
+        def exec(self, text):
+            if self.cur_retry == 0:
+                raise ValueError("flaky")
+            return text.split()
+
+        def post(self, shared, prep_res, exec_res):
+            shared["words"] = exec_res
+            return "long" if len(exec_res) > 3 else "short"
+
+    class Upper(BatchNode):
+        def prep(self, shared):
+            return shared["words"]
+
+        def exec(self, word):
+            return word.upper()
+
+        def post(self, shared, prep_res, exec_res):
+            shared.setdefault("upper", []).append(exec_res)
+
+    class Tag(Node):
+        def post(self, shared, prep_res, exec_res):
+            shared.setdefault("tags", []).append(self.params["tag"])
+
+    class Tags(BatchFlow):
+        def prep(self, shared):
+            return [{"tag": "a"}, {"tag": "b"}]
+
+    class Count(AsyncNode):
+        async def prep_async(self, shared):
+            return shared["words"]
+
+        async def exec_async(self, words):
+            await asyncio.sleep(0)
+            return len(words)
+
+        async def post_async(self, shared, prep_res, exec_res):
+            shared["count"] = exec_res
+            return "again" if exec_res < 6 and shared.setdefault("n", 0) < 2 else "done"
+
+    class Finish(Node):
+        def post(self, shared, prep_res, exec_res):
+            shared["finished"] = self.params.get("run", "?")
+
+    class Grow(Node):
+        def post(self, shared, prep_res, exec_res):
+            shared["n"] += 1
+            shared["words"] = shared["words"] + ["more"]
+
+    load = Load(max_retries=2)
+    load - "long" >> Upper() >> Tags(start=Tag())
+    load - "short" >> Tag()
+    flow = Flow(start=load)
+    shared = {"text": "the quick brown fox jumps"}
+    flow.run(shared)
+
+    count = Count()
+    grow = Grow()
+    count - "again" >> grow >> count
+    count - "done" >> Finish()
+    async_flow = AsyncFlow(start=count)
+    async_flow.set_params({"run": "r1"})
+    asyncio.run(async_flow.run_async(shared))
+    print(json.dumps(shared, sort_keys=True))
+    """
+)
+
+
+def _run_script(pythonpath: Path | None, expect_pflambda: bool, cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    env["EXPECT_PFLAMBDA"] = "1" if expect_pflambda else "0"
+    proc = subprocess.run(
+        [sys.executable, "-c", POCKETFLOW_STYLE_SCRIPT],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(pflambda_pf is None, reason="pflambda disabled via PFLAMBDA_CORE_TEST_IMPLS")
+def test_pocketflow_code_runs_unchanged_on_pflambda(tmp_path: Path) -> None:
+    """``PYTHONPATH=tests/shim``: ``import pocketflow`` gets pflambda, same result."""
+    on_pflambda = _run_script(SHIM_DIR, expect_pflambda=True, cwd=tmp_path)
+    on_pocketflow = _run_script(None, expect_pflambda=False, cwd=tmp_path)
+    assert on_pflambda == on_pocketflow
+    assert json.loads(on_pflambda) == {
+        "count": 6,
+        "finished": "r1",
+        "n": 1,
+        "tags": ["a", "b"],
+        "text": "the quick brown fox jumps",
+        "upper": [["THE", "QUICK", "BROWN", "FOX", "JUMPS"]],
+        "words": ["the", "quick", "brown", "fox", "jumps", "more"],
+    }

@@ -33,7 +33,8 @@ from tests.unit.core_impls import IMPLS, observe
 BUDGET = 25
 HARD_LIMIT = 2_000  # never reached unless an implementation loops forever
 
-ACTIONS = ["default", "a", "b", "zz", None, ""]
+# scripted actions: wired ones are likelier than the unknown "zz"; None and "" mean "default"
+ACTIONS = ["default", "a", "b", "default", "a", "b", "zz", None, ""]
 EDGE_ACTIONS = ["default", "a", "b"]
 STYLES = ["rshift", "minus", "next"]
 SYNC_LEAVES = ["node", "batch"]
@@ -74,7 +75,7 @@ _BATCH = st.one_of(
     st.lists(_BATCH_ITEM, max_size=3),
     st.lists(_BATCH_ITEM, min_size=1, max_size=3),
 )
-_TOP_BATCH = st.lists(_BATCH_ITEM, min_size=1, max_size=3) | st.none()
+_NONEMPTY_BATCH = st.lists(_BATCH_ITEM, min_size=1, max_size=3)
 _POST_ACTION = st.sampled_from([..., ..., None, "a", "zz"])
 _ITEMS = st.lists(st.integers(0, 4), max_size=3)
 
@@ -87,8 +88,8 @@ def _leaf(kinds: list[str]):
             "fail": st.sampled_from([0, 0, 0, 1, 2]),
             "max_retries": st.integers(0, 3),
             "fallback": st.sampled_from([None, "fb"]),
-            # None is rarer: AsyncBatchNode raises TypeError on it (as pocketflow does)
-            "items": st.one_of(st.none(), _ITEMS, _ITEMS, _ITEMS),
+            "items": _ITEMS,
+            "items_none": _D10,  # items is None when this is 9
         }
     )
 
@@ -115,14 +116,17 @@ def graph_spec(draw, depth: int, is_async: bool) -> dict[str, Any]:
                 }
             )
         else:
-            nodes.append(draw(_LEAF[is_async]))
-    # each (node, action) pair is wired with probability 0.6, then a few extra
+            leaf = draw(_LEAF[is_async])
+            if leaf.pop("items_none") == 9:
+                leaf["items"] = None  # AsyncBatchNode raises TypeError (as pocketflow does)
+            nodes.append(leaf)
+    # each (node, action) pair is wired with probability 0.8, then a few extra
     # edges (which may overwrite, and warn), all applied in a random order
     edges = [
         (src, action, draw(_IDX) % k, draw(_STYLE))
         for src in range(k)
         for action in EDGE_ACTIONS
-        if draw(_D10) < 6
+        if draw(_D10) < 8
     ]
     edges += [(s % k, a, t % k, style) for s, a, t, style in draw(st.lists(_EDGE, max_size=3))]
     return {
@@ -142,7 +146,8 @@ def top_spec(draw, is_async: bool) -> dict[str, Any]:
     return {
         "kind": draw(st.sampled_from(kinds)),
         "graph": draw(_GRAPH[0, is_async]),
-        "batch": draw(_TOP_BATCH),
+        # one_of would favour its first branch: draw None explicitly and rarely
+        "batch": None if draw(_D10) == 9 else draw(_NONEMPTY_BATCH),
         "post_action": ...,
     }
 
@@ -306,9 +311,12 @@ def node_classes(pf: ModuleType) -> dict[str, type]:
 
             def post(self, shared, prep_res, exec_res):
                 shared["log"].append((self.nid, "flow-post", prep_res, exec_res))
+                # a flow visit counts too: a cycle of empty BatchFlows must end
+                if _step(shared):
+                    return "__stop__"
                 if self.spec["post_action"] is ...:
-                    return exec_res
-                return "__stop__" if _step(shared) else self.spec["post_action"]
+                    return exec_res  # pocketflow's default: the last action
+                return self.spec["post_action"]
 
             async def prep_async(self, shared):
                 return self.prep(shared)
@@ -443,7 +451,7 @@ def test_spec_runner_is_not_vacuous() -> None:
     out = observe(run_spec(spec, is_async=False), pocketflow)
     assert out.exc is None
     assert out.obs["ret"] == "__stop__"
-    assert out.obs["shared"]["steps"] == BUDGET + 1
+    assert out.obs["shared"]["steps"] == BUDGET + 2  # the last node's visit, then the flow's
     assert out.warnings == [("UserWarning", "Flow ends: '__stop__' not found in ['a']")]
     assert out.obs["exec_log"][:3] == [
         ("0", "exec", 1, 0),

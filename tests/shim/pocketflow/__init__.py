@@ -2,7 +2,8 @@
 
 Put ``tests/shim`` first on ``PYTHONPATH`` and code written against
 ``import pocketflow`` / ``from pocketflow import Node, Flow`` runs on pflambda
-unchanged (see ``tests/unit/test_core_shim.py``).
+unchanged (see ``test_pocketflow_code_runs_unchanged_on_pflambda`` in
+``tests/unit/test_core_differential.py``).
 """
 
 from pflambda import (

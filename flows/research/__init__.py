@@ -1,0 +1,1 @@
+"""A research agent: it searches the web until it can answer, then answers."""

@@ -1,0 +1,1 @@
+"""A batch summariser: summarise each document (or paragraph), then combine."""

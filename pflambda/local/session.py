@@ -1,0 +1,159 @@
+"""``pflambda local``: an AWS to talk to, the project's agents, their API and SQS trigger.
+
+The order matters: the environment points at the emulator (or ``--endpoint-url``)
+*before* ``handlers`` is imported, so every ``Settings.from_env()`` the agents make
+sees it; then the work queue is polled with the project's worker and the agents are
+served on one port.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from pflambda.errors import ConfigError
+from pflambda.local.poller import REGION, Worker
+from pflambda.local.server import LocalServer, ServedAgent, discover_agents, serve
+
+if TYPE_CHECKING:
+    from pflambda.local.emulator import Emulator
+
+__all__ = ["LocalSession", "endpoint_env", "start_local"]
+
+
+@dataclass
+class LocalSession:
+    """What ``pflambda local`` runs: the server (with its poller) and the emulator."""
+
+    server: LocalServer
+    agents: dict[str, ServedAgent]
+    emulator: Emulator | None = None
+    endpoint: str | None = None
+
+    def banner(self) -> str:
+        """What to print once everything is up: URLs and commands to paste."""
+        s = self.server
+        lines = [f"pflambda local: {len(self.agents)} agent(s) on {s.url}"]
+        for name in sorted(self.agents):
+            lines += [f"  {name:<12} {s.agent_url(name)}", f"  {'':<12} card {s.card_url(name)}"]
+        first = s.agent_url(sorted(self.agents)[0])
+        parts = [{"kind": "text", "text": "your question"}]
+        message = {"kind": "message", "messageId": "m1", "role": "user", "parts": parts}
+        rpc = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}}
+        data = shlex.quote(json.dumps(rpc))
+        lines += [
+            "Ask an agent:",
+            f'  pflambda send {first} "your question"',
+            f"  curl -s {first} -H 'Content-Type: application/json' -d {data}",
+        ]
+        if self.endpoint:
+            where = "the embedded emulator" if self.emulator else "that endpoint"
+            lines.append(f"Runs are stored in {where} at {self.endpoint}; SQS worker polling.")
+        lines.append("Ctrl-C stops.")
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        """Stop the poller and the server, then the emulator (its data goes with it)."""
+        try:
+            self.server.stop()
+        finally:
+            if self.emulator is not None:
+                self.emulator.stop()
+
+
+def start_local(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    endpoint_url: str | None = None,
+    package: str = "handlers",
+    root: str | None = None,
+) -> LocalSession:
+    """Start the emulator (unless ``endpoint_url``), then the agents of ``package``.
+
+    Sets ``os.environ`` for this process: the AWS endpoint and pflambda's resources,
+    and ``PFLAMBDA_ALLOW_PRIVATE_PUSH=1`` (push to ``http://localhost`` webhooks).
+    """
+    from pflambda.aws.clients import reset_clients
+    from pflambda.aws.config import Settings
+
+    emulator = None
+    if endpoint_url is None:
+        from pflambda.local.emulator import start_emulator
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto: a line per SQS poll
+
+        emulator = start_emulator()
+        endpoint = emulator.endpoint
+        os.environ.update(emulator.env())
+    else:
+        endpoint = endpoint_url
+        os.environ.update(endpoint_env(endpoint_url))
+    os.environ["PFLAMBDA_ALLOW_PRIVATE_PUSH"] = "1"
+    reset_clients()
+    try:
+        agents = discover_agents(package, root if root is not None else os.getcwd())
+        if not agents:
+            raise ConfigError(f"no agents found in the {package!r} package")
+        queue = Settings.from_env().ports.queue
+        try:
+            server = serve(agents, _worker(package), queue, host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc}); try --port") from exc
+    except BaseException:
+        if emulator is not None:
+            emulator.stop()
+        raise
+    return LocalSession(server, agents, emulator, endpoint)
+
+
+def endpoint_env(endpoint_url: str) -> dict[str, str]:
+    """Variables that point pflambda at ``endpoint_url``, whose resources it creates.
+
+    The table, bucket and queue (with its dead-letter queue) are made if missing;
+    region and credentials default to the emulator's when none are configured.
+    """
+    env = {"AWS_ENDPOINT_URL": endpoint_url, "PFLAMBDA_STORE": "dynamodb"}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = "testing"
+    os.environ.update(env)
+    from pflambda.aws.clients import client, reset_clients
+    from pflambda.aws.config import Settings
+    from pflambda.blobs.s3 import create_bucket
+    from pflambda.queues.sqs import create_queue
+    from pflambda.stores.dynamodb import create_table
+
+    reset_clients()
+    settings = Settings.from_env()
+    create_table(client("dynamodb", endpoint_url=endpoint_url), settings.table)
+    create_bucket(client("s3", endpoint_url=endpoint_url), settings.bucket)
+    sqs, name = client("sqs", endpoint_url=endpoint_url), settings.queue_name
+    try:
+        create_queue(sqs, name + "-dlq")
+        env["PFLAMBDA_QUEUE_URL"] = create_queue(sqs, name, dlq_name=name + "-dlq")
+    except Exception:  # exists with other attributes: use it as it is
+        env["PFLAMBDA_QUEUE_URL"] = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    return env
+
+
+def _worker(package: str) -> Worker:
+    """``<package>.worker.handler`` if the project has one, else pflambda's own worker."""
+    try:
+        module = importlib.import_module(f"{package}.worker")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.worker":
+            raise
+        module = None
+    handler = getattr(module, "handler", None)
+    if callable(handler):
+        return cast("Worker", handler)
+    from pflambda.aws.worker import handler as default
+
+    return default
