@@ -28,7 +28,7 @@ test: lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 local: $(STAMP)
-	$(BIN)/pflambda emulator --port 5001
+	$(BIN)/pflambda local --host 127.0.0.1 --port 8080
 
 bench: $(STAMP)
 	$(BIN)/python bench/core_overhead.py

@@ -86,22 +86,16 @@ def api_event(
     split = urlsplit(target)
     path = unquote(split.path) or "/"
     name, _, proxy = path[len(AGENTS) :].partition("/")
-    multi: dict[str, list[str]] = {}
-    for key, value in headers:
-        multi.setdefault(key, []).append(value)
-    multi["X-Forwarded-Proto"] = ["http"]  # what sam local adds, as API Gateway adds https
-    query: dict[str, list[str]] = {}
-    for key, value in parse_qsl(split.query, keep_blank_values=True):
-        query.setdefault(key, []).append(value)
+    multi = _grouped([*headers, ("X-Forwarded-Proto", "http")])  # as sam local does
+    query = _grouped(parse_qsl(split.query, keep_blank_values=True))
     try:
         text, encoded = (body.decode("utf-8"), False) if body else (None, False)
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode("ascii"), True
-    resource = "/agents/{name}/{proxy+}"
-    request_id = str(uuid.uuid4())
-    now = time.time()
+    context = _request_context(method, path, domain)
+    context["identity"] = {"sourceIp": source_ip, "userAgent": multi.get("User-Agent", [""])[-1]}
     return {
-        "resource": resource,
+        "resource": context["resourcePath"],
         "path": path,
         "httpMethod": method,
         "headers": {k: v[-1] for k, v in multi.items()},
@@ -110,25 +104,36 @@ def api_event(
         "multiValueQueryStringParameters": query or None,
         "pathParameters": {"name": name, "proxy": proxy},
         "stageVariables": None,
-        "requestContext": {
-            "accountId": ACCOUNT,
-            "apiId": "local",
-            "domainName": domain,
-            "domainPrefix": domain.split(".", maxsplit=1)[0],
-            "extendedRequestId": request_id,
-            "httpMethod": method,
-            "identity": {"sourceIp": source_ip, "userAgent": multi.get("User-Agent", [""])[-1]},
-            "path": path,
-            "protocol": "HTTP/1.1",
-            "requestId": request_id,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-            "requestTimeEpoch": int(now * 1000),
-            "resourceId": "local",
-            "resourcePath": resource,
-            "stage": LOCAL_STAGE,
-        },
+        "requestContext": context,
         "body": text,
         "isBase64Encoded": encoded,
+    }
+
+
+def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _request_context(method: str, path: str, domain: str) -> dict[str, Any]:
+    request_id, now = str(uuid.uuid4()), time.time()
+    return {
+        "accountId": ACCOUNT,
+        "apiId": "local",
+        "domainName": domain,
+        "domainPrefix": domain.split(".", maxsplit=1)[0],
+        "extendedRequestId": request_id,
+        "httpMethod": method,
+        "path": path,
+        "protocol": "HTTP/1.1",
+        "requestId": request_id,
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+        "requestTimeEpoch": int(now * 1000),
+        "resourceId": "local",
+        "resourcePath": "/agents/{name}/{proxy+}",
+        "stage": LOCAL_STAGE,
     }
 
 
@@ -155,6 +160,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def _serve(self) -> None:
+        if self.server.local.stopping.is_set():  # a kept-alive connection, after stop()
+            self.close_connection = True
+            self._send(_json(503, {"error": "the server is stopping"}))
+            return
         try:
             response = self._respond()
         except Exception:
@@ -163,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: refuse an oversize body before the client sends it."""
+        refusal = self._refusal()
+        if refusal is not None:
+            self._send(refusal)
+            return False
+        return super().handle_expect_100()
 
     def _respond(self) -> HttpResponse:
         local = self.server.local
@@ -173,14 +190,14 @@ class _Handler(BaseHTTPRequestHandler):
         agent = local.agents.get(name)
         if agent is None:
             return _json(404, {"error": f"no agent named {name!r}", "agents": sorted(local.agents)})
-        body = self._read_body(local.max_body_bytes)
-        if isinstance(body, HttpResponse):
-            return body
+        refusal = self._refusal()
+        if refusal is not None:
+            return refusal
         event = api_event(
             self.command,
             self.path,
             list(self.headers.items()),
-            body,
+            self.rfile.read(self._length()),
             domain=self._domain(),
             source_ip=self.client_address[0],
         )
@@ -189,20 +206,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _domain(self) -> str:
         return self.headers.get("Host") or self.server.local.authority
 
-    def _read_body(self, limit: int) -> bytes | HttpResponse:
-        """The request body, refused before reading when it is over ``limit``."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            return _json(411, {"error": "send the body with a Content-Length"})
+    def _length(self) -> int:
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            return int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            length = -1
-        if length < 0 or length > limit:
-            self.close_connection = True  # the body stays unread
-            status, error = (400, "bad Content-Length") if length < 0 else (413, "too large")
-            return _json(status, {"error": f"request body {error} (limit {limit} bytes)"})
-        return self.rfile.read(length)
+            return -1
+
+    def _refusal(self) -> HttpResponse | None:
+        """Why the body will not be read (chunked, a bad length, over the limit), if so."""
+        limit, length = self.server.local.max_body_bytes, self._length()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            refusal = _json(411, {"error": "send the body with a Content-Length"})
+        elif length < 0:
+            refusal = _json(400, {"error": "bad Content-Length"})
+        elif length > limit:
+            refusal = _json(413, {"error": f"request body too large (limit {limit} bytes)"})
+        else:
+            return None
+        self.close_connection = True  # the body stays unread
+        return refusal
 
     def _send(self, response: HttpResponse) -> None:
         body = response.body
