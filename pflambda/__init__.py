@@ -18,7 +18,6 @@ from pflambda.core import (
     Flow,
     Node,
 )
-
 from pflambda.errors import InputRequired
 
 __version__ = "0.1.0"
@@ -41,7 +40,7 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = [  # noqa: RUF022 - grouped: core classes, then the lazy layers
+__all__ = [
     "Agent",
     "AsyncBatchFlow",
     "AsyncBatchNode",

@@ -1,4 +1,4 @@
-"""The ``pflambda`` command: run, resume, inspect and fork durable runs; draw flows.
+"""The ``pflambda`` command: run, resume, inspect and fork durable runs; draw flows; serve agents.
 
 Exit codes are the contract scripts and tests rely on:
 

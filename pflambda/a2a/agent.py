@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from pflambda.a2a.dispatcher import Dispatcher
     from pflambda.a2a.tasks import TaskService
     from pflambda.aws.config import Settings
-    from pflambda.http import HttpResponse
     from pflambda.aws.worker import Worker
     from pflambda.engine.runner import Engine
+    from pflambda.http import HttpResponse
     from pflambda.stores.base import RunRecord
 
 __all__ = ["REGISTRY", "Agent"]

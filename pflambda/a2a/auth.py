@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pflambda.http import HttpRequest
 from pflambda.errors import ConfigError
+from pflambda.http import HttpRequest
 
 __all__ = ["ANONYMOUS", "BearerAuth", "Unauthorized", "principal_of"]
 

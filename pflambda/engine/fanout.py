@@ -23,6 +23,7 @@ The protocol, each step of which is safe to repeat:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -69,7 +70,7 @@ def wants_fan_out(node: Any, items: int, threshold: int | None) -> bool:
 
 
 def dispatch(
-    engine: Engine, record: RunRecord, seq: int, node_id: str, params: Any, items: list[Any]
+    engine: Engine, record: RunRecord, seq: int, *, node_id: str, params: Any, items: list[Any]
 ) -> FanOut:
     """Send every chunk of ``items``, then store the fan-out header.
 
@@ -142,9 +143,8 @@ async def gather(engine: Engine, run_id: str, seq: int) -> list[Any]:
     if header.done < header.chunks:
         raise FanInNotReady(f"run {run_id}: {header.done} of {header.chunks} chunks done")
     results: dict[int, Any] = {}
-    for _, body in engine.store.load_chunks(run_id, seq):
-        if body[:1] == b"@":
-            body = engine.blobs.get(body[1:].decode())
+    for _, stored in engine.store.load_chunks(run_id, seq):
+        body = engine.blobs.get(stored[1:].decode()) if stored[:1] == b"@" else stored
         for index, value in json.loads(body):
             results[index] = codec.decode(value)
     if len(results) != header.items:
@@ -286,7 +286,5 @@ def _settle(engine: Engine, record: RunRecord, status: RunStatus, reason: str | 
 
     if reason:
         log.error("run %s failed: %s", record.run_id, reason)
-    try:
+    with contextlib.suppress(InvalidRunState):
         engine.set_status(record, status, expect={RunStatus.RUNNING}, error=reason)
-    except InvalidRunState:
-        pass

@@ -23,8 +23,7 @@ from typing import Any, Protocol
 from pflambda import limits
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
-from pflambda.engine import codec
-from pflambda.engine import fanout
+from pflambda.engine import codec, fanout
 from pflambda.engine.cursor import Cursor, Frame, decode_cursor, encode_cursor
 from pflambda.engine.fanout import FanInNotReady
 from pflambda.engine.flowref import FlowSource, load_flow, ref_of
@@ -353,7 +352,8 @@ class Engine:
     ) -> RunOutcome:
         """Commit the step that ends with the batch node's prep, then send its items."""
         frame = live.cursor.frames[-1]
-        assert frame.pending is not None and node_id is not None
+        assert frame.pending is not None
+        assert node_id is not None
         frame.pending["seq"] = live.seq + 1
         try:
             event = self._commit(live, node_id, "fan-out", False, None)
@@ -361,7 +361,9 @@ class Engine:
             return self._outcome(live, stopped="conflict")
         except PflambdaError as exc:
             return self._fail(live, node_id, exc)
-        fanout.dispatch(self, live.record, live.seq, node_id, frame.params, items)
+        fanout.dispatch(
+            self, live.record, live.seq, node_id=node_id, params=frame.params, items=items
+        )
         if on_step is not None:
             on_step(event)
         return self._outcome(live, stopped="fanout")
@@ -375,7 +377,9 @@ class Engine:
         except FanOutNotFound:
             node_id = frame.node_id or ""
             items = list(frame.pending["prep"])
-            fanout.dispatch(self, live.record, seq, node_id, frame.params, items)
+            fanout.dispatch(
+                self, live.record, seq, node_id=node_id, params=frame.params, items=items
+            )
             raise FanInNotReady(f"run {live.record.run_id}: items re-sent") from None
 
     def _check_cancel(self, live: _Live) -> RunOutcome | None:

@@ -229,7 +229,8 @@ class Stepper:
 
     async def _gather(self, frame: Frame, curr: Any, shared: dict[Any, Any], in_async: bool) -> Any:
         """A fanned-out node's items are done: ``post`` with their results, in order."""
-        assert frame.pending is not None and self.fan_in is not None
+        assert frame.pending is not None
+        assert self.fan_in is not None
         results = await self.fan_in(frame)
         prep = frame.pending["prep"]
         frame.pending = None

@@ -79,23 +79,9 @@ def start_local(
     Sets ``os.environ`` for this process: the AWS endpoint and pflambda's resources,
     and ``PFLAMBDA_ALLOW_PRIVATE_PUSH=1`` (push to ``http://localhost`` webhooks).
     """
-    from pflambda.aws.clients import reset_clients
     from pflambda.aws.config import Settings
 
-    emulator = None
-    if endpoint_url is None:
-        from pflambda.local.emulator import start_emulator
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto: a line per SQS poll
-
-        emulator = start_emulator()
-        endpoint = emulator.endpoint
-        os.environ.update(emulator.env())
-    else:
-        endpoint = endpoint_url
-        os.environ.update(endpoint_env(endpoint_url))
-    os.environ["PFLAMBDA_ALLOW_PRIVATE_PUSH"] = "1"
-    reset_clients()
+    emulator, endpoint = _use_aws(endpoint_url)
     try:
         agents = discover_agents(package, root if root is not None else os.getcwd())
         if not agents:
@@ -110,6 +96,24 @@ def start_local(
             emulator.stop()
         raise
     return LocalSession(server, agents, emulator, endpoint)
+
+
+def _use_aws(endpoint_url: str | None) -> tuple[Emulator | None, str]:
+    """Point this process at a new emulator, or at ``endpoint_url``."""
+    from pflambda.aws.clients import reset_clients
+
+    emulator = None
+    if endpoint_url is None:
+        from pflambda.local.emulator import start_emulator
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto: a line per SQS poll
+        emulator = start_emulator()
+        os.environ.update(emulator.env())
+    else:
+        os.environ.update(endpoint_env(endpoint_url))
+    os.environ["PFLAMBDA_ALLOW_PRIVATE_PUSH"] = "1"
+    reset_clients()
+    return emulator, emulator.endpoint if emulator is not None else str(endpoint_url)
 
 
 def endpoint_env(endpoint_url: str) -> dict[str, str]:

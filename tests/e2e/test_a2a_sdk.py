@@ -236,7 +236,9 @@ def test_v1_multi_turn_input_required_and_cancel(local: Local) -> None:
 
 def test_v03_transport_blocking_and_streaming(local: Local) -> None:
     async def go(streaming: bool) -> list[Any]:
-        client, http = await _client(f"{local.base}/agents/research/", streaming=streaming, v03=True)
+        client, http = await _client(
+            f"{local.base}/agents/research/", streaming=streaming, v03=True
+        )
         try:
             return await _send(client, "What is A2A?")
         finally:

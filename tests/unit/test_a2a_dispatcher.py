@@ -11,10 +11,10 @@ import pytest
 from pflambda.a2a.agent import Agent
 from pflambda.a2a.auth import BearerAuth
 from pflambda.aws.config import Settings
-from pflambda.http import HttpRequest, HttpResponse
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.clock import SystemClock
 from pflambda.engine.runner import Engine
+from pflambda.http import HttpRequest, HttpResponse
 from pflambda.queues.memory import MemoryQueue
 from pflambda.stores.memory import MemoryStore
 

@@ -17,7 +17,9 @@ AGENT = make_agent()
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 methods = st.sampled_from(sorted(METHODS)) | st.text(max_size=30)
@@ -32,7 +34,9 @@ def message_like() -> st.SearchStrategy[Any]:
             "kind": st.sampled_from(["text", "data", "file", "x"]) | json_scalars,
             "type": st.sampled_from(["text", "data"]),
             "data": json_values,
-            "file": st.fixed_dictionaries({}, optional={"bytes": json_scalars, "uri": json_scalars}),
+            "file": st.fixed_dictionaries(
+                {}, optional={"bytes": json_scalars, "uri": json_scalars}
+            ),
             "raw": json_scalars,
             "url": json_scalars,
         },
@@ -94,7 +98,9 @@ headers = st.fixed_dictionaries(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, hdrs=headers)
-def test_dispatcher_never_raises_and_rejected_calls_store_nothing(body: bytes, hdrs: dict[str, str]) -> None:
+def test_dispatcher_never_raises_and_rejected_calls_store_nothing(
+    body: bytes, hdrs: dict[str, str]
+) -> None:
     before = len(AGENT.engine.store.list_runs(limit=1000).runs)
     resp = AGENT.dispatcher.handle(request(body, hdrs))
     assert resp.status == 200
@@ -121,7 +127,12 @@ def test_any_text_round_trips_through_a_real_task(text: str, version: str) -> No
         msg = {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": text}]}
         body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": msg}}
     else:
-        msg = {"kind": "message", "messageId": "m", "role": "user", "parts": [{"kind": "text", "text": text}]}
+        msg = {
+            "kind": "message",
+            "messageId": "m",
+            "role": "user",
+            "parts": [{"kind": "text", "text": text}],
+        }
         body = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": msg}}
     resp = AGENT.dispatcher.handle(request(json.dumps(body).encode(), {"a2a-version": version}))
     doc = json.loads(resp.body)  # type: ignore[arg-type]

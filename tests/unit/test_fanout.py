@@ -118,7 +118,10 @@ def test_a_poison_item_alone_in_its_message_is_named_exactly() -> None:
     engine = make_engine(items_per_message=1)
     outcome = engine.start("tests.flows.batch:squares", {"items": [1, 2, 3, -1, 5]})
     drain(engine)
-    assert engine.store.get_run(outcome.run_id).error == "node 'Square' item 3 raised ValueError: poison item"
+    assert (
+        engine.store.get_run(outcome.run_id).error
+        == "node 'Square' item 3 raised ValueError: poison item"
+    )
 
 
 def test_messages_that_keep_failing_end_the_run_instead_of_hanging() -> None:

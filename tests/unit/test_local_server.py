@@ -382,3 +382,18 @@ def test_discover_agents_reports_import_errors(project: Path) -> None:
         discover_agents("handlers_bad", str(project))
     with pytest.raises(ConfigError, match="cannot import the 'no_handlers_here' package"):
         discover_agents("no_handlers_here", str(project))
+
+
+def test_banner_says_where_the_agents_are_and_how_to_ask(agent: FakeAgent) -> None:
+    from pflambda.local.session import LocalSession
+
+    local = LocalServer({"echo": agent}, port=free_port())
+    try:
+        banner = LocalSession(local, {"echo": agent}, None, "http://127.0.0.1:4566").banner()
+    finally:
+        local.stop()
+    url = f"http://127.0.0.1:{local.port}/agents/echo/"
+    assert f"echo         {url}" in banner
+    assert f"card {url}.well-known/agent-card.json" in banner
+    assert f'pflambda send {url} "your question"' in banner
+    assert f"curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\"" in banner
