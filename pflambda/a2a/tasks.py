@@ -313,9 +313,7 @@ class TaskService:
                 margin_ms=self.agent.api_margin_ms,
             ),
         )
-        if not config.blocking and engine.queue is not None:
-            engine.queue.send([continuation(run_id, outcome.seq)])
-        return engine.store.get_run(run_id), outcome
+        return self._settled(run_id, outcome, config)
 
     def _answer(
         self, record: RunRecord, message: Message, config: SendConfig, caller: Caller, on_step: Any
@@ -349,9 +347,15 @@ class TaskService:
                 margin_ms=self.agent.api_margin_ms,
             ),
         )
+        return self._settled(record.run_id, outcome, config)
+
+    def _settled(
+        self, run_id: str, outcome: RunOutcome, config: SendConfig
+    ) -> tuple[RunRecord, RunOutcome]:
+        """After driving: a non-blocking send hands the run to the worker; the record now."""
         if not config.blocking and self.engine.queue is not None:
-            self.engine.queue.send([continuation(record.run_id, outcome.seq)])
-        return self.engine.store.get_run(record.run_id), outcome
+            self.engine.queue.send([continuation(run_id, outcome.seq)])
+        return self.engine.store.get_run(run_id), outcome
 
     def _after(self, record: RunRecord, outcome: RunOutcome | None, config: SendConfig) -> Task:
         shared = outcome.shared if outcome and record.status == RunStatus.COMPLETED else None

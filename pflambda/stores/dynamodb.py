@@ -182,21 +182,25 @@ class DynamoDBStore:
         self._table = table_name
         self._client = client
 
-    def create_run(self, record: RunRecord) -> None:
-        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
-        item = run_item(record)
-        check_size(item, f"run {record.run_id}")
-        with _translated(f"create run {record.run_id}"):
+    def _put_new(self, item: Item, what: str) -> bool:
+        """PutItem only if the key is free; False if it was taken (one request)."""
+        with _translated(what):
             try:
                 self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
+                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
                 )
             except ClientError as err:
                 if _code(err) != _CONDITION_FAILED:
                     raise
-                raise RunExists(f"run {record.run_id} already exists") from None
+                return False
+        return True
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        if not self._put_new(item, f"create run {record.run_id}"):
+            raise RunExists(f"run {record.run_id} already exists")
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run's record (strongly consistent); RunNotFound if there is none."""
@@ -246,17 +250,8 @@ class DynamoDBStore:
         item = checkpoint_item(checkpoint)
         what = f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}"
         check_size(item, what)
-        with _translated(f"put {what}"):
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as err:
-                if _code(err) != _CONDITION_FAILED:
-                    raise
-                raise CheckpointConflict(f"run {checkpoint.run_id} already has {what}") from None
+        if not self._put_new(item, f"put {what}"):
+            raise CheckpointConflict(f"run {checkpoint.run_id} already has {what}")
 
     def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
         """One Query, newest first, that stops at the first snapshot; oldest first out."""
