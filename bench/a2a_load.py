@@ -63,11 +63,11 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pflambda.local.emulator import free_port
 
+ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 AGENTS_PACKAGE = "pflambda_bench_agents"
 START_TIMEOUT = 90.0
@@ -77,6 +77,7 @@ REQUEST_TIMEOUT = 60.0
 
 PFLAMBDA_SERVER = f"""
 import signal, sys, threading
+sys.path.insert(0, sys.argv[3])  # the repo: bench.echo_agent, handlers, flows
 from pflambda.local.session import start_local
 
 session = start_local({HOST!r}, int(sys.argv[2]), package={AGENTS_PACKAGE!r}, root=sys.argv[1])
@@ -161,7 +162,9 @@ def serve_sdk(port: int) -> None:
         *create_agent_card_routes(card),
         *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
     ]
-    uvicorn.run(Starlette(routes=routes), host=HOST, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        Starlette(routes=routes), host=HOST, port=port, log_level="warning", access_log=False
+    )
 
 
 # -- servers as subprocesses ----------------------------------------------------------
@@ -181,7 +184,9 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited ({self.process.returncode}):\n{self.tail()}"
+                )
             try:
                 if httpx.get(self.probe, timeout=2.0).status_code == 200:
                     return
@@ -229,7 +234,7 @@ def pflambda_server(port: int, workdir: Path) -> Iterator[None]:
     (package / "__init__.py").write_text("")
     for filename, source in AGENT_MODULES.items():
         (package / filename).write_text(source)
-    argv = [sys.executable, "-c", PFLAMBDA_SERVER, str(package.parent), str(port)]
+    argv = [sys.executable, "-c", PFLAMBDA_SERVER, str(package.parent), str(port), str(ROOT)]
     with running("pflambda local", argv, f"http://{HOST}:{port}/", workdir, PFLAMBDA_LLM="offline"):
         yield
 
@@ -299,23 +304,24 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warmup: Result | None = None
 
 
 async def load(
+    client: httpx.AsyncClient,
     url: str,
+    numbers: range,
+    result: Result,
+    *,
     protocol: str,
-    count: int,
     concurrency: int,
-    first: int,
     echo: bool,
-    result: Result | None,
 ) -> None:
-    """Send ``count`` requests, ``concurrency`` at a time; record into ``result``."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    numbers = iter(range(first, first + count))
+    """Send one request per number, ``concurrency`` at a time; record into ``result``."""
+    pending = iter(numbers)
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        for n in numbers:
+    async def worker() -> None:
+        for n in pending:
             text = f"ping {n}"
             body, headers = request(protocol, n, text)
 
@@ -331,15 +337,13 @@ async def load(
                 else:
                     why = problem(response.json(), n, expect)
             except Exception as exc:
-                why = f"{type(exc).__name__}: {exc}"
-            elapsed = time.perf_counter() - start
-            if result is not None:
-                result.latencies.append(elapsed)
-                if why is not None:
-                    result.errors.append(why)
+                cause = f" ({exc.__cause__!r})" if exc.__cause__ is not None else ""
+                why = f"{type(exc).__name__}: {exc}{cause}"
+            result.latencies.append(time.perf_counter() - start)
+            if why is not None:
+                result.errors.append(why)
 
-    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 class Aborted(Exception):
@@ -349,16 +353,25 @@ class Aborted(Exception):
 def measure(
     server: str, url: str, args: argparse.Namespace, requests: int, *, echo: bool
 ) -> Result:
-    """Warm up, then time ``requests`` sends to ``url``; abort past ``args.time_limit``."""
+    """Warm up, then time ``requests`` sends to ``url``; abort past ``args.time_limit``.
+
+    One client for both phases: its connections are opened during the warm-up, so the
+    timed phase measures requests on established keep-alive connections.
+    """
     result = Result(server, requests, args.concurrency)
+    result.warmup = warmup = Result(server, args.warmup, args.concurrency)
     print(f"{server}: {args.warmup} warm-up + {requests} requests ...", flush=True)
+    c = args.concurrency
+    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
 
     async def run() -> None:
-        await load(url, args.protocol, args.warmup, args.concurrency, 1, echo, None)
-        start = time.perf_counter()
-        first = args.warmup + 1
-        await load(url, args.protocol, requests, args.concurrency, first, echo, result)
-        result.seconds = time.perf_counter() - start
+        async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT) as client:
+            warm = range(1, args.warmup + 1)
+            await load(client, url, warm, warmup, protocol=args.protocol, concurrency=c, echo=echo)
+            timed = range(args.warmup + 1, args.warmup + 1 + requests)
+            start = time.perf_counter()
+            await load(client, url, timed, result, protocol=args.protocol, concurrency=c, echo=echo)
+            result.seconds = time.perf_counter() - start
 
     async def bounded() -> None:
         try:
@@ -367,7 +380,7 @@ def measure(
             done = len(result.latencies)
             raise Aborted(
                 f"ABORTED: {server} exceeded the {args.time_limit:.0f} s limit "
-                f"({done} of {requests} measured requests done)"
+                f"({done} of {requests} timed requests done)"
             ) from None
 
     asyncio.run(bounded())
@@ -385,7 +398,17 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-HEADER = ("server", "requests", "concurrency", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms")
+HEADER = (
+    "server",
+    "requests",
+    "concurrency",
+    "errors",
+    "req/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+)
 
 
 def row(result: Result) -> tuple[str, ...]:
@@ -430,6 +453,9 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     for result in results:
         for why in sorted(set(result.errors))[:5]:
             print(f"  {result.server} error (x{result.errors.count(why)}): {why}")
+        warm = result.warmup.errors if result.warmup is not None else []
+        for why in sorted(set(warm))[:5]:
+            print(f"  {result.server} warm-up error, not counted (x{warm.count(why)}): {why}")
     print()
     print(FOOTER.format(c=args.concurrency, cpus=os.cpu_count()))
 
@@ -450,7 +476,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--research-requests",
         type=int,
         default=None,
-        help="requests for the research row (default: --requests; 0 skips it)",
+        help="requests for the research row (default: a quarter of --requests; 0 skips it)",
     )
     parser.add_argument("--protocol", choices=("1.0", "0.3"), default="1.0")
     parser.add_argument(
@@ -461,7 +487,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.requests < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--requests and --concurrency must be positive, --warmup not negative")
     if args.research_requests is None:
-        args.research_requests = args.requests
+        args.research_requests = max(1, args.requests // 4)
     return args
 
 
@@ -478,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting pflambda local on {HOST}:{port} ...", flush=True)
             with pflambda_server(port, workdir):
                 base = f"http://{HOST}:{port}/agents"
-                results.append(measure("pflambda echo", f"{base}/echo/", args, args.requests, echo=True))
+                results.append(
+                    measure("pflambda echo", f"{base}/echo/", args, args.requests, echo=True)
+                )
                 if args.research_requests > 0:
                     research = measure(
                         "pflambda research",

@@ -207,16 +207,17 @@ def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -
     ).encode()
     if len(body) > limits.CHECKPOINT_BODY_BUDGET:
         body = b"@" + _put_blob(engine, run_id, body).encode()
-    recorded = _record(engine, run_id, seq, chunk, body)
+    recorded = _record(engine, record, seq, chunk, body)
     return _maybe_continue(engine, run_id, seq, recorded)
 
 
-def _record(engine: Engine, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+def _record(engine: Engine, record: RunRecord, seq: int, chunk: int, body: bytes) -> bool:
     """Record a chunk, retrying briefly when workers collide on the header (the results
     are already computed; redelivery would run the items again)."""
+    run_id = record.run_id
     for attempt in range(1, 6):
         try:
-            return engine.store.record_chunk(run_id, seq, chunk, body)
+            return engine.store.record_chunk(run_id, seq, chunk, body, expires_at=record.expires_at)
         except FanOutNotFound:
             raise RetryableError(f"run {run_id}: fan-out {seq} has no header yet") from None
         except RetryableError:

@@ -110,7 +110,9 @@ def fanout_from_item(item: Mapping[str, Any]) -> FanOut:
     )
 
 
-def chunk_item(run_id: str, seq: int, chunk: int, body: bytes) -> Item:
+def chunk_item(
+    run_id: str, seq: int, chunk: int, body: bytes, expires_at: int | None = None
+) -> Item:
     """A chunk's item; :class:`ValueError` below 0 (the upper bound is the header's),
     :class:`~pflambda.stores.base.ItemTooLarge` over the item limit."""
     if chunk < 0:
@@ -121,6 +123,8 @@ def chunk_item(run_id: str, seq: int, chunk: int, body: bytes) -> Item:
         "chunk": {"N": str(chunk)},
         "body": {"B": bytes(body)},
     }
+    if expires_at is not None:
+        item["ttl"] = {"N": str(expires_at)}
     check_size(item, f"chunk {chunk} of {fanout_name(run_id, seq)}")
     return item
 

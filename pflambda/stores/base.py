@@ -225,13 +225,15 @@ class Store(Protocol):
         """The header (strongly consistent); :class:`FanOutNotFound` if there is none."""
         ...
 
-    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+    def record_chunk(
+        self, run_id: str, seq: int, chunk: int, body: bytes, *, expires_at: int | None = None
+    ) -> bool:
         """Store chunk ``chunk``'s results and count it done, in ONE atomic write.
 
         True if this call recorded it; False if it was recorded before (a duplicate
         delivery): then nothing changes, the first results stand. ``chunk`` must be in
         ``range(fanout.chunks)`` (:class:`ValueError` otherwise); bodies follow the item
-        size limit (:class:`ItemTooLarge`).
+        size limit (:class:`ItemTooLarge`). ``expires_at`` is the chunk item's TTL.
         """
         ...
 

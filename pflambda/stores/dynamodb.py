@@ -356,9 +356,11 @@ class DynamoDBStore:
             raise not_found(run_id, seq)
         return fanout_from_item(response["Item"])
 
-    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+    def record_chunk(
+        self, run_id: str, seq: int, chunk: int, body: bytes, *, expires_at: int | None = None
+    ) -> bool:
         """One TransactWriteItems: put the chunk if new, ``ADD done 1`` on the header."""
-        item = chunk_item(run_id, seq, chunk, body)
+        item = chunk_item(run_id, seq, chunk, body, expires_at)
         with _translated(f"record chunk {chunk} of {fanout_name(run_id, seq)}"):
             try:
                 self._client.transact_write_items(**record_request(self._table, run_id, seq, item))

@@ -173,9 +173,11 @@ class MemoryStore:
             raise not_found(run_id, seq)
         return fanout_from_item(item)
 
-    def record_chunk(self, run_id: str, seq: int, chunk: int, body: bytes) -> bool:
+    def record_chunk(
+        self, run_id: str, seq: int, chunk: int, body: bytes, *, expires_at: int | None = None
+    ) -> bool:
         """Store the chunk and count it done, both or neither; False for a duplicate."""
-        item = chunk_item(run_id, seq, chunk, body)
+        item = chunk_item(run_id, seq, chunk, body, expires_at)
         key = (run_id, seq)
         with self._lock:
             header = self._fanouts.get(key)

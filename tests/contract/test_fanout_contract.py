@@ -328,7 +328,7 @@ def test_every_fanout_access_is_a_single_call(dynamo: DynamoKit) -> None:
 def test_the_items_and_their_keys(dynamo: DynamoKit) -> None:
     store = dynamo.store
     store.create_fanout(fan(seq=12, chunks=3, expires_at=1_800_000_000))
-    store.record_chunk("r1", 12, 2, b"\x00\xff")
+    store.record_chunk("r1", 12, 2, b"\x00\xff", expires_at=1_800_000_123)
     pk = {"pk": {"S": "RUN#r1"}}
 
     def raw(sk: str) -> dict[str, Any]:
@@ -342,7 +342,9 @@ def test_the_items_and_their_keys(dynamo: DynamoKit) -> None:
         {"N": "3"},
         {"BOOL": False},
     )
-    assert raw("FAN#000000000012#CHUNK#00000002")["body"] == {"B": b"\x00\xff"}
+    chunk = raw("FAN#000000000012#CHUNK#00000002")
+    assert chunk["body"] == {"B": b"\x00\xff"}
+    assert chunk["ttl"] == {"N": "1800000123"}
 
 
 def cancel_transactions(aws_client: Any, *codes: str) -> None:
@@ -417,3 +419,11 @@ def test_unreadable_cancellations_are_not_disguised(
         dynamo.store.record_chunk("r1", 3, 0, b"x")
     assert not isinstance(raised.value, PflambdaError)
     assert dynamo.store.get_fanout("r1", 3).done == 0
+
+
+def test_chunk_items_carry_the_ttl(store: Any) -> None:
+    from pflambda.stores.base import FanOut
+
+    store.create_fanout(FanOut("ttl-run", 3, "Node", chunks=1, items=1, created_at=1.0, expires_at=99))
+    assert store.record_chunk("ttl-run", 3, 0, b"[]", expires_at=4242)
+    assert store.load_chunks("ttl-run", 3) == [(0, b"[]")]
