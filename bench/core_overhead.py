@@ -13,7 +13,8 @@ What it measures
 
     Implementations are run interleaved (alternating which goes first) for
     ``--rounds`` rounds after one warm-up run each; the table shows the best and
-    the median time per node visit and their ratio to pocketflow's.
+    the median CPU time (``time.process_time``, so other load on the machine
+    matters less) per node visit and their ratio to pocketflow's.
 
 How to run
     .venv/bin/python bench/core_overhead.py                  # ~10-20 s
@@ -95,11 +96,11 @@ def build_async(pf: Any, steps: int) -> Callable[[], int]:
 
 
 def measure(run: Callable[[], int]) -> float:
-    """Seconds per node visit for one run."""
+    """CPU seconds per node visit for one run (process time: robust on a busy machine)."""
     gc.collect()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     visits = run()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     return elapsed / visits
 
 
@@ -144,7 +145,7 @@ def main() -> None:
         "ratio median",
     )
     widths = (10, 15, 8, 13, 15, 11, 13)
-    print(f"core overhead, best and median of {args.rounds} interleaved runs")
+    print(f"core overhead (CPU time), best and median of {args.rounds} interleaved runs")
     print(
         "  ".join(
             h.ljust(w) if i < 2 else h.rjust(w)

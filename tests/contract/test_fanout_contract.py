@@ -424,6 +424,8 @@ def test_unreadable_cancellations_are_not_disguised(
 def test_chunk_items_carry_the_ttl(store: Any) -> None:
     from pflambda.stores.base import FanOut
 
-    store.create_fanout(FanOut("ttl-run", 3, "Node", chunks=1, items=1, created_at=1.0, expires_at=99))
+    store.create_fanout(
+        FanOut("ttl-run", 3, "Node", chunks=1, items=1, created_at=1.0, expires_at=99)
+    )
     assert store.record_chunk("ttl-run", 3, 0, b"[]", expires_at=4242)
     assert store.load_chunks("ttl-run", 3) == [(0, b"[]")]

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -14,7 +14,7 @@ from tests.unit.test_a2a_dispatcher import V1, make_agent, msg_v1, rpc
 
 
 class Hook(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], Any]] = []
+    received: ClassVar[list[tuple[dict[str, str], Any]]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
@@ -44,7 +44,11 @@ def hook() -> Iterator[str]:
 
 def test_state_changes_are_posted_with_token_and_authorization(hook: str) -> None:
     agent = make_agent("tests.flows.chat:greet", allow_private=True)
-    push = {"url": hook, "token": "tok-1", "authentication": {"scheme": "Bearer", "credentials": "c2"}}
+    push = {
+        "url": hook,
+        "token": "tok-1",
+        "authentication": {"scheme": "Bearer", "credentials": "c2"},
+    }
     params = {"message": msg_v1("q"), "configuration": {"taskPushNotificationConfig": push}}
     task = rpc(agent, "SendMessage", params, V1)["result"]["task"]
     assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
@@ -65,7 +69,12 @@ def test_state_changes_are_posted_with_token_and_authorization(hook: str) -> Non
 
 def test_v03_pushes_the_bare_task(hook: str) -> None:
     agent = make_agent(allow_private=True)
-    msg = {"kind": "message", "messageId": "m", "role": "user", "parts": [{"kind": "text", "text": "x"}]}
+    msg = {
+        "kind": "message",
+        "messageId": "m",
+        "role": "user",
+        "parts": [{"kind": "text", "text": "x"}],
+    }
     params = {"message": msg, "configuration": {"pushNotificationConfig": {"url": hook}}}
     rpc(agent, "message/send", params)
     assert Hook.received[-1][1]["kind"] == "task"

@@ -15,7 +15,17 @@ the expectations written next to each scenario (so that "both behave the same"
 can never hide "both do nothing").
 
 The single intended difference -- async nodes set ``self.cur_retry`` in pflambda,
-not in pocketflow 0.0.3 -- is asserted explicitly in ``test_async_cur_retry_*``.
+not in pocketflow 0.0.3 -- is asserted explicitly in ``test_async_cur_retry_*``;
+pflambda's additive keyword-only ``name`` in ``test_pflambda_name_extension``.
+
+Also here: the API surface (class hierarchy, constructor signatures, public
+methods and which are coroutines, fresh instance state), real concurrency of the
+parallel batch classes (an ``asyncio.Barrier`` that only opens once every item
+has started, under ``asyncio.wait_for``) and sequential execution of the
+non-parallel ones, and a subprocess running a pocketflow-style script with
+``PYTHONPATH=tests/shim`` so that ``import pocketflow`` resolves to pflambda.
+
+``PFLAMBDA_CORE_TEST_IMPLS=pocketflow`` runs everything against the reference only.
 """
 
 from __future__ import annotations
@@ -624,6 +634,28 @@ def base_exception_not_retried(pf, obs):
             return "fallback"
 
     N(max_retries=3).run({})
+
+
+@scenario(
+    warns=("Flow ends: 'None' not found in ['default']",),
+    ret=None,
+    shared={"visits": {"a": 1}},
+    falsy_start_ret=None,
+)
+def flow_falsy_node_quirk(pf, obs):
+    # pocketflow 0.0.3 tests node truthiness (`while curr`, `if not nxt`): a node
+    # whose __len__ is 0 ends the flow (with the "Flow ends" warning) unvisited.
+    ns = classes(pf, [])
+
+    class Empty(ns.Node):
+        def __len__(self):
+            return 0
+
+    a = ns.Node("a")
+    a >> Empty("z")
+    obs["shared"] = shared = {}
+    obs["ret"] = pf.Flow(start=a).run(shared)
+    obs["falsy_start_ret"] = pf.Flow(start=Empty("s")).run(shared)
 
 
 # --------------------------------------------------------------------------- copies
@@ -1683,6 +1715,31 @@ def test_sync_cur_retry_same_everywhere(impl: ModuleType) -> None:
 
     assert P(max_retries=4).run({}) == 3
     assert seen == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------------------- name
+
+
+def test_pocketflow_003_nodes_have_no_name() -> None:
+    assert not hasattr(pocketflow.Node(), "name")
+    with pytest.raises(TypeError):
+        pocketflow.Node(name="x")
+
+
+@pytest.mark.skipif(pflambda_pf is None, reason="pflambda disabled via PFLAMBDA_CORE_TEST_IMPLS")
+@pytest.mark.parametrize("cls_name", CLASS_NAMES)
+def test_pflambda_name_extension(cls_name: str) -> None:
+    """pflambda's documented addition: an optional keyword-only ``name`` (a durable id).
+
+    Unset, it is a class-level ``None`` (so ``vars()`` of a fresh node is exactly
+    pocketflow's); set, it is an instance attribute that per-visit copies keep.
+    """
+    cls = getattr(pflambda_pf, cls_name)
+    plain, named = cls(), cls(name="n1")
+    assert plain.name is None
+    assert "name" not in vars(plain)
+    assert named.name == "n1"
+    assert copy.copy(named).name == "n1"
 
 
 # --------------------------------------------------------------------------- API surface
