@@ -9,8 +9,9 @@ of a short text, C at a time, to each server in turn, and prints one table:
   poller, threaded HTTP server) in a subprocess. ``start_local`` serves the agents of a
   package, so the script writes a two-module package to a temporary directory that
   re-exports ``bench.echo_agent.agent`` and ``handlers.research.agent``.
-- ``pflambda research``: the real research agent (decide -> search -> decide -> answer)
-  with the offline model (``PFLAMBDA_LLM=offline``), from the same server.
+- ``pflambda research``: the real research agent (decide -> search -> ... -> answer)
+  with the offline model (``PFLAMBDA_LLM=offline``), from the same server, for a
+  quarter of N by default (it is about 2.5 times slower; ``--research-requests``).
 - ``a2a-sdk echo``: a2a-sdk's ``DefaultRequestHandler`` with an ``InMemoryTaskStore``
   and an echo ``AgentExecutor`` (task, artifact, completed status, as ``TaskUpdater``
   does), its JSON-RPC Starlette routes served by uvicorn (no access log), in a
@@ -19,20 +20,24 @@ of a short text, C at a time, to each server in turn, and prints one table:
 Every response is checked: a completed task whose artifact text is ``echo: <text>``
 (for research: any non-empty answer). Anything else -- HTTP status, JSON-RPC error,
 state, text, timeout -- counts as an error. 50 warm-up requests per row are not
-counted. The client (one ``httpx.AsyncClient`` limited to C connections, HTTP/1.1
-keep-alive) is the same for every row, and runs on the same machine as the servers.
+counted (their errors are listed, though). The client (one ``httpx.AsyncClient``
+limited to C connections, HTTP/1.1 keep-alive, opened during the warm-up) is the same
+for every row, and runs on the same machine as the servers.
 
 Read the comparison fairly: the servers do not store the same thing.
 
 - pflambda makes every task a durable run: a run record in DynamoDB (moto, over HTTP
   to the emulator in the same process) with a checkpoint after each node, the status
   and the artifacts, so the task survives a restart and the SQS worker can continue
-  it. The research agent checkpoints ~4 nodes per task.
+  it. Counted with this version: 6 DynamoDB requests per echo task (3 PutItem,
+  2 GetItem, 1 UpdateItem), about 14 per research task.
 - the sdk keeps each task in a Python dict in memory (``InMemoryTaskStore``): lost on
   restart, and not shared between processes.
 
 Neither server writes a log line per request (``pflambda local`` on the command
-line does, at INFO). Each server runs alone while it is measured.
+line does, at INFO). Each server runs alone while it is measured. Under the table, the
+CPU time per timed request of the server's process (read from ``/proc``; for pflambda
+it includes the embedded emulator) and of this client.
 
 Run (from the repo root; about two to three minutes on 2 cores)::
 
@@ -188,7 +193,7 @@ class Server:
                     f"{self.name} exited ({self.process.returncode}):\n{self.tail()}"
                 )
             try:
-                if httpx.get(self.probe, timeout=2.0).status_code == 200:
+                if httpx.get(self.probe, timeout=2.0, trust_env=False).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -211,23 +216,27 @@ class Server:
 
 
 @contextmanager
-def running(name: str, argv: list[str], probe: str, workdir: Path, **env: str) -> Iterator[None]:
+def running(name: str, argv: list[str], probe: str, workdir: Path, **env: str) -> Iterator[int]:
     """Start ``argv`` (cwd: the repo), wait until ``probe`` is 200, stop it on exit."""
     log = workdir / f"{name.replace(' ', '-')}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+            argv,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_PROXY": HOST, "no_proxy": HOST, **env},
         )
     server = Server(name, process, probe, log)
     try:
         server.wait_ready()
-        yield
+        yield process.pid
     finally:
         server.stop()
 
 
 @contextmanager
-def pflambda_server(port: int, workdir: Path) -> Iterator[None]:
+def pflambda_server(port: int, workdir: Path) -> Iterator[int]:
     """``start_local`` serving echo and research, in a subprocess."""
     package = workdir / "agents" / AGENTS_PACKAGE
     package.mkdir(parents=True)
@@ -235,17 +244,18 @@ def pflambda_server(port: int, workdir: Path) -> Iterator[None]:
     for filename, source in AGENT_MODULES.items():
         (package / filename).write_text(source)
     argv = [sys.executable, "-c", PFLAMBDA_SERVER, str(package.parent), str(port), str(ROOT)]
-    with running("pflambda local", argv, f"http://{HOST}:{port}/", workdir, PFLAMBDA_LLM="offline"):
-        yield
+    probe = f"http://{HOST}:{port}/"
+    with running("pflambda local", argv, probe, workdir, PFLAMBDA_LLM="offline") as pid:
+        yield pid
 
 
 @contextmanager
-def sdk_server(port: int, workdir: Path) -> Iterator[None]:
+def sdk_server(port: int, workdir: Path) -> Iterator[int]:
     """:func:`serve_sdk` in a subprocess."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--serve-sdk", str(port)]
     probe = f"http://{HOST}:{port}/.well-known/agent-card.json"
-    with running("a2a-sdk", argv, probe, workdir):
-        yield
+    with running("a2a-sdk", argv, probe, workdir) as pid:
+        yield pid
 
 
 # -- the load -------------------------------------------------------------------------
@@ -302,6 +312,8 @@ class Result:
     requests: int
     concurrency: int
     seconds: float = 0.0
+    server_cpu: float | None = None
+    client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warmup: Result | None = None
@@ -337,8 +349,7 @@ async def load(
                 else:
                     why = problem(response.json(), n, expect)
             except Exception as exc:
-                cause = f" ({exc.__cause__!r})" if exc.__cause__ is not None else ""
-                why = f"{type(exc).__name__}: {exc}{cause}"
+                why = f"{type(exc).__name__}: {str(exc) or repr(exc.__cause__)}"
             result.latencies.append(time.perf_counter() - start)
             if why is not None:
                 result.errors.append(why)
@@ -346,12 +357,21 @@ async def load(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) process ``pid`` has used, from ``/proc`` (Linux only)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Aborted(Exception):
     """A row took longer than the time limit."""
 
 
 def measure(
-    server: str, url: str, args: argparse.Namespace, requests: int, *, echo: bool
+    server: str, url: str, pid: int, args: argparse.Namespace, requests: int, *, echo: bool
 ) -> Result:
     """Warm up, then time ``requests`` sends to ``url``; abort past ``args.time_limit``.
 
@@ -365,13 +385,19 @@ def measure(
     limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
 
     async def run() -> None:
-        async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT) as client:
+        client = httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT, trust_env=False)
+        async with client:
             warm = range(1, args.warmup + 1)
             await load(client, url, warm, warmup, protocol=args.protocol, concurrency=c, echo=echo)
             timed = range(args.warmup + 1, args.warmup + 1 + requests)
+            server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
             start = time.perf_counter()
             await load(client, url, timed, result, protocol=args.protocol, concurrency=c, echo=echo)
             result.seconds = time.perf_counter() - start
+            result.client_cpu = time.process_time() - client_cpu
+            after = cpu_seconds(pid)
+            if server_cpu is not None and after is not None:
+                result.server_cpu = after - server_cpu
 
     async def bounded() -> None:
         try:
@@ -436,8 +462,9 @@ FOOTER = """\
 What each server does per task (read the numbers with this in mind):
   pflambda   a durable run: a run record in DynamoDB (moto, over HTTP, in the server's
              process) with a checkpoint after every node, its status and artifacts;
-             it survives a restart and the SQS worker can continue it. echo: 1 node;
-             research: decide -> search -> decide -> answer with the offline model.
+             it survives a restart and the SQS worker can continue it. echo: 1 node,
+             6 DynamoDB requests per task; research (decide -> search -> ... ->
+             answer, offline model): about 14.
              Served by ThreadingHTTPServer (a thread per connection).
   a2a-sdk    the task in a Python dict (InMemoryTaskStore): gone on restart, one
              process only. DefaultRequestHandler + JSON-RPC Starlette routes, uvicorn
@@ -456,6 +483,14 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         warm = result.warmup.errors if result.warmup is not None else []
         for why in sorted(set(warm))[:5]:
             print(f"  {result.server} warm-up error, not counted (x{warm.count(why)}): {why}")
+    print()
+    print("CPU per timed request, ms: the server's process | this client")
+    for result in results:
+        done = len(result.latencies) or 1
+        server = "-" if result.server_cpu is None else f"{result.server_cpu * 1000 / done:.1f}"
+        client = f"{result.client_cpu * 1000 / done:.1f}"
+        where = "  (includes the embedded moto emulator)" if "pflambda" in result.server else ""
+        print(f"  {result.server:<18} {server:>6} | {client:>5}{where}")
     print()
     print(FOOTER.format(c=args.concurrency, cpus=os.cpu_count()))
 
@@ -502,15 +537,16 @@ def main(argv: list[str] | None = None) -> int:
             workdir = Path(tmp)
             port = free_port(HOST)
             print(f"starting pflambda local on {HOST}:{port} ...", flush=True)
-            with pflambda_server(port, workdir):
+            with pflambda_server(port, workdir) as pid:
                 base = f"http://{HOST}:{port}/agents"
                 results.append(
-                    measure("pflambda echo", f"{base}/echo/", args, args.requests, echo=True)
+                    measure("pflambda echo", f"{base}/echo/", pid, args, args.requests, echo=True)
                 )
                 if args.research_requests > 0:
                     research = measure(
                         "pflambda research",
                         f"{base}/research/",
+                        pid,
                         args,
                         args.research_requests,
                         echo=False,
@@ -518,9 +554,9 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(research)
             port = free_port(HOST)
             print(f"starting a2a-sdk on {HOST}:{port} ...", flush=True)
-            with sdk_server(port, workdir):
+            with sdk_server(port, workdir) as pid:
                 url = f"http://{HOST}:{port}/"
-                results.append(measure("a2a-sdk echo", url, args, args.requests, echo=True))
+                results.append(measure("a2a-sdk echo", url, pid, args, args.requests, echo=True))
     except (Aborted, RuntimeError) as exc:
         print(f"\n{exc}", file=sys.stderr)
         if results:

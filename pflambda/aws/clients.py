@@ -28,6 +28,7 @@ CLIENT_CONFIG = Config(
     connect_timeout=5,
     read_timeout=30,  # above SQS's longest long poll (20 s)
     tcp_keepalive=True,
+    max_pool_connections=32,  # the local server runs a thread per connection
 )
 """Retries with backoff for throttling and 5xx, and timeouts that fail fast in a Lambda."""
 

@@ -144,6 +144,7 @@ def _json(status: int, doc: Any) -> HttpResponse:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a stream still open must not hold up stop()
+    request_queue_size = 128  # the default backlog of 5 resets bursts of connections
 
     def __init__(self, address: tuple[str, int], local: LocalServer) -> None:
         super().__init__(address, _Handler)
@@ -155,6 +156,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate sends: no 40 ms stall
     timeout = 120.0
     """Seconds an idle keep-alive connection (or a stalled client) holds a thread."""
     server: _Server
