@@ -7,6 +7,10 @@
     handler = agent.api_handler        # API Gateway -> A2A JSON-RPC
     worker = agent.worker_handler      # SQS -> continuations
 
+Auth defaults to ``"auto"``: bearer tokens are required when ``PFLAMBDA_TOKEN``,
+``PFLAMBDA_TOKEN_SECRET`` or ``PFLAMBDA_TOKEN_PARAMETER`` is set (the template's
+``AuthMode=bearer`` sets the secret), none otherwise; pass ``auth=None`` to turn it off.
+
 By default the text of an incoming message goes to ``shared[input_key]`` (data parts
 to ``shared["data"]``, file parts to ``shared["files"]``), and ``shared[output_key]``
 comes back as the task's artifact and the agent's reply. Override ``to_shared`` /
@@ -61,7 +65,7 @@ class Agent:
         output_key: str = "answer",
         to_shared: Callable[[Message], dict[str, Any]] | None = None,
         to_artifacts: Callable[[dict[Any, Any], str], list[Artifact]] | None = None,
-        auth: BearerAuth | None = None,
+        auth: BearerAuth | str | None = "auto",
         streaming: bool = True,
         push_notifications: bool = True,
         expose_errors: bool = False,
@@ -79,7 +83,10 @@ class Agent:
         )
         self.input_key, self.output_key = input_key, output_key
         self._to_shared, self._to_artifacts = to_shared, to_artifacts
-        self.auth, self.streaming, self.push_notifications = auth, streaming, push_notifications
+        if isinstance(auth, str) and auth != "auto":
+            raise ValueError(f"auth must be a BearerAuth, None or 'auto', not {auth!r}")
+        self.auth: BearerAuth | None = _auth_from_env() if isinstance(auth, str) else auth
+        self.streaming, self.push_notifications = streaming, push_notifications
         self.expose_errors, self.max_body_bytes = expose_errors, max_body_bytes
         self._settings, self._engine = settings, engine
         self.api_margin_ms = limits.API_MARGIN_MS
@@ -238,6 +245,18 @@ class Agent:
                     record.run_id,
                     result.error,
                 )
+
+
+def _auth_from_env() -> BearerAuth | None:
+    """``auth="auto"``: bearer tokens when a token source is configured, else none."""
+    import os
+
+    names = ("PFLAMBDA_TOKEN", "PFLAMBDA_TOKEN_SECRET", "PFLAMBDA_TOKEN_PARAMETER")
+    if not any(os.environ.get(n) for n in names):
+        return None
+    from pflambda.a2a.auth import BearerAuth
+
+    return BearerAuth()
 
 
 def _jsonable(value: Any) -> Any:

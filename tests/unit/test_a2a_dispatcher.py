@@ -456,3 +456,21 @@ def test_node_failures_do_not_leak_details() -> None:
     assert (
         task["status"]["message"]["parts"][0]["text"] == "The agent could not complete this task."
     )
+
+
+def test_auth_auto_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PFLAMBDA_TOKEN", "PFLAMBDA_TOKEN_SECRET", "PFLAMBDA_TOKEN_PARAMETER"):
+        monkeypatch.delenv(name, raising=False)
+    assert make_agent().auth is None
+    monkeypatch.setenv("PFLAMBDA_TOKEN", "t0k")
+    agent = make_agent()
+    assert isinstance(agent.auth, BearerAuth)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "message/send",
+        "params": {"message": msg_v03("x")},
+    }
+    assert agent.dispatcher.handle(request(body)).status == 401
+    assert agent.dispatcher.handle(request(body, {"authorization": "Bearer t0k"})).status == 200
+    assert make_agent(auth=None).auth is None
