@@ -95,15 +95,17 @@ class Settings:
 
     def engine(self) -> Engine:
         """An engine on the ports this configuration names."""
+        from pflambda.aws.observe import install
         from pflambda.engine.runner import Engine
 
-        return Engine(
+        engine = Engine(
             self.ports.store,
             self.ports.blobs,
             self.ports.queue,
             margin_ms=self.margin_ms,
             ttl_days=self.ttl_days,
         )
+        return install(engine)
 
     @cached_property
     def ports(self) -> Ports:

@@ -17,10 +17,10 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from pflambda import limits
+from pflambda import limits, observe
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
 from pflambda.engine import codec, fanout
@@ -75,6 +75,10 @@ class StepEvent:
     snapshot: bool
     duration_ms: float
     finished: bool
+    retries: int = 0
+    """Attempts beyond the first that the node's ``exec`` needed."""
+    fan_out_items: int = 0
+    """Items this step sent to the workers (a fanned-out batch node)."""
 
 
 @dataclass
@@ -149,6 +153,8 @@ class Engine:
         self.margin_ms, self.ttl_days = margin_ms, ttl_days
         self.listeners = list(listeners)
         """Called with the new record after every status change (e.g. push notifications)."""
+        self.step_listeners: list[Callable[[RunRecord, StepEvent], None]] = []
+        """Called after every committed step (e.g. metrics)."""
         self.fan_out_threshold = fan_out_threshold
         """Batch nodes without a ``fan_out`` attribute fan out from this many items."""
         self.items_per_message, self.max_attempts = items_per_message, max_attempts
@@ -286,6 +292,12 @@ class Engine:
     async def _drive(
         self, live: _Live, budget: _Budget, on_step: StepCallback | None
     ) -> RunOutcome:
+        with observe.bind(run_id=live.record.run_id, step=live.seq, node=live.cursor.position):
+            return await self._drive_bound(live, budget, on_step)
+
+    async def _drive_bound(
+        self, live: _Live, budget: _Budget, on_step: StepCallback | None
+    ) -> RunOutcome:
         steps = 0
         margin = self.margin_ms if budget.margin_ms is None else budget.margin_ms
         while True:
@@ -299,6 +311,7 @@ class Engine:
                 return stop
             started = self.clock.monotonic()
             position = live.cursor.position
+            observe.update(step=live.seq + 1, node=position)
             try:
                 step = await live.stepper.step(live.cursor, live.shared)
             except InputRequired as ask:
@@ -321,13 +334,34 @@ class Engine:
             except PflambdaError as exc:
                 return self._fail(live, step.node_id or position, exc)
             steps += 1
-            event = StepEvent(
-                **{**event.__dict__, "duration_ms": (self.clock.monotonic() - started) * 1000}
+            event = replace(
+                event,
+                duration_ms=(self.clock.monotonic() - started) * 1000,
+                retries=step.retries,
             )
+            self._observe(live, event)
             if on_step is not None:
                 on_step(event)
             if step.finished:
                 return self._finish(live, step.result)
+
+    def _observe(self, live: _Live, event: StepEvent) -> None:
+        """Log the committed step and tell the step listeners (metrics)."""
+        log.info(
+            "step %d committed: %s -> %r (%d bytes%s, %.1f ms)",
+            event.seq,
+            event.node_id,
+            event.action,
+            event.size,
+            ", snapshot" if event.snapshot else "",
+            event.duration_ms,
+            extra={"node": event.node_id, "step": event.seq, "bytes": event.size},
+        )
+        for listener in self.step_listeners:
+            try:
+                listener(live.record, event)
+            except Exception:
+                log.exception("step listener failed")
 
     def _commit(
         self, live: _Live, node_id: str | None, action: Any, finished: bool, result: Any
@@ -364,6 +398,8 @@ class Engine:
         fanout.dispatch(
             self, live.record, live.seq, node_id=node_id, params=frame.params, items=items
         )
+        event = replace(event, fan_out_items=len(items))
+        self._observe(live, event)
         if on_step is not None:
             on_step(event)
         return self._outcome(live, stopped="fanout")

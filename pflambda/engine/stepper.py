@@ -69,6 +69,8 @@ class StepResult:
     result: Any = None
     fan_out: list[Any] | None = None
     """Items of a batch node to spread over workers; its ``post`` waits for them."""
+    retries: int = 0
+    """How many retries the leaf's ``exec`` took (its last ``cur_retry``)."""
 
 
 FanPolicy = Callable[[Any, int], bool]
@@ -90,6 +92,7 @@ class Stepper:
     ) -> None:
         self.graph = graph
         self.fan_policy, self.fan_in = fan_policy, fan_in
+        self._last_retries = 0
 
     def start(self, shared: dict[Any, Any]) -> Cursor:
         """A cursor at the root flow, before its ``prep`` -- nothing has run yet."""
@@ -107,15 +110,16 @@ class Stepper:
             await self._enter_root(cursor, shared)
         ran: str | None = None
         action: Any = None
+        retries = 0
         while True:
             frame = cursor.frames[-1]
             if frame.node_id is None:
                 finished, result = await self._leave(cursor, shared)
                 if finished:
-                    return StepResult(ran, action, finished=True, result=result)
+                    return StepResult(ran, action, True, result=result, retries=retries)
                 continue
             if ran is not None:
-                return StepResult(ran, action, finished=False)
+                return StepResult(ran, action, finished=False, retries=retries)
             node = self.graph.node(frame.node_id)
             if _is_stepped_flow(node):
                 await self._enter(cursor, frame, node, shared)
@@ -125,6 +129,7 @@ class Stepper:
             if isinstance(action, _Spread):
                 return StepResult(node_id, None, finished=False, fan_out=action.items)
             ran = node_id
+            retries = self._last_retries
 
     # -- entering and leaving flows -------------------------------------------------
 
@@ -212,6 +217,7 @@ class Stepper:
             action = curr._run(shared)
         frame.last_action = action
         frame.node_id = self._next(frame, curr, action)
+        self._last_retries = int(getattr(curr, "cur_retry", 0) or 0)
         return action
 
     async def _batch(self, frame: Frame, curr: Any, shared: dict[Any, Any], in_async: bool) -> Any:
