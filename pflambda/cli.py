@@ -39,7 +39,9 @@ EXIT = {"completed": 0, "failed": 1, "paused": 3, "cancelled": 4, "running": 5}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pflambda", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="pflambda", description=__doc__.splitlines()[0].replace("``", "")
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a flow durably: pflambda run MODULE:FACTORY")
@@ -94,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--context-id", help="the conversation to send the message in")
     send.add_argument("--no-stream", action="store_true", help="message/send instead of SSE")
     send.add_argument("--token", help="bearer token (default: $PFLAMBDA_TOKEN)")
+
+    init = sub.add_parser("init", help="create a new agent project: pflambda init NAME")
+    init.add_argument("name", help="the agent's name: lowercase letters, digits and '-'")
+    init.add_argument("--dir", default=".", help="create the project in DIR/NAME (default: .)")
     return parser
 
 
@@ -276,6 +282,17 @@ def _cmd_send(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pflambda.scaffold import scaffold
+
+    made = scaffold(args.name, args.dir)
+    print(f"created {made.root}")
+    for name in made.files:
+        print(f"  {name}")
+    print(made.next_steps())
+    return 0
+
+
 def _wait_for_stop() -> None:
     """Block until Ctrl-C or SIGTERM."""
     stop = {"now": False}
@@ -301,4 +318,5 @@ _COMMANDS = {
     "emulator": _cmd_emulator,
     "local": _cmd_local,
     "send": _cmd_send,
+    "init": _cmd_init,
 }
