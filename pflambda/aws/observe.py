@@ -8,7 +8,9 @@
   dimensions ``service`` and ``node``: ``NodeDuration`` (ms), ``NodeRetries``,
   ``CheckpointBytes`` and, for a fanned-out node, ``FanOutItems``. CloudWatch turns
   them into metrics with no API call.
-- **Tracing** is not wired in: X-Ray's SDK costs cold-start time and is opt-in work.
+- **Tracing** is opt-in at the function level: the template's ``Tracing=Active`` turns on
+  Lambda's own X-Ray tracing. No tracing SDK is imported (its cold-start cost), so there
+  are no per-node subsegments.
 """
 
 from __future__ import annotations
