@@ -137,3 +137,14 @@ def test_errors_are_one_line_and_nonzero(emulator_env: dict[str, str]) -> None:
     failed = cli(emulator_env, "run", "tests.flows.sample:failing", "--shared", '{"limit": 1}')
     assert failed.returncode == 1
     assert "kaboom" in failed.stderr
+
+
+def test_cancel_a_paused_run(emulator_env: dict[str, str]) -> None:
+    paused = cli(emulator_env, "run", "tests.flows.sample:approval", "--run-id", "to-cancel")
+    assert paused.returncode == 3, paused.stderr
+    cancelled = cli(emulator_env, "cancel", "to-cancel")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "cancelled" in cancelled.stdout
+    again = cli(emulator_env, "resume", "to-cancel", "--reply", "yes")
+    assert again.returncode == 1
+    assert "cancelled" in again.stderr
