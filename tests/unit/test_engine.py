@@ -12,6 +12,7 @@ import pytest
 
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.clock import FakeClock
+from pflambda.engine import checkpoints
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.runner import Engine, RunOutcome
 from pflambda.errors import (
@@ -142,13 +143,13 @@ def test_two_resumers_cannot_both_advance_a_run() -> None:
     second = Engine(store, blobs, clock=FakeClock())
     first.start("tests.flows.sample:loop", {"limit": 6}, run_id="r", max_steps=2)
     # Both load step 2; the first commits step 3, the second's step 3 conflicts.
-    live_a = first._load(store.get_run("r"), allow_changed_flow=False)
-    live_b = second._load(store.get_run("r"), allow_changed_flow=False)
+    live_a = checkpoints.load(first, store.get_run("r"), allow_changed_flow=False)
+    live_b = checkpoints.load(second, store.get_run("r"), allow_changed_flow=False)
     step_a = asyncio.run(live_a.stepper.step(live_a.cursor, live_a.shared))
     step_b = asyncio.run(live_b.stepper.step(live_b.cursor, live_b.shared))
-    first._commit(live_a, step_a.node_id, step_a.action, False, None)
+    checkpoints.commit(first, live_a, step_a.node_id, step_a.action)
     with pytest.raises(CheckpointConflict):
-        second._commit(live_b, step_b.node_id, step_b.action, False, None)
+        checkpoints.commit(second, live_b, step_b.node_id, step_b.action)
     outcome = second.resume("r")
     assert outcome.status == RunStatus.COMPLETED
     expected, _ = in_process("tests.flows.sample:loop", {"limit": 6})

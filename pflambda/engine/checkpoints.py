@@ -1,0 +1,106 @@
+"""Committing and loading checkpoints: one conditional write per step, one query per resume.
+
+After each step the changed part of shared and the cursor are written as checkpoint
+``seq + 1`` with a conditional put, so of two invocations racing on one run only one
+advances it (the other gets ``CheckpointConflict`` and stops, changing nothing).
+Loading reads the latest snapshot and the deltas after it -- never the run's history.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pflambda.engine import codec
+from pflambda.engine.cursor import decode_cursor, encode_cursor
+from pflambda.engine.flowref import load_flow
+from pflambda.engine.run import Live, StepEvent
+from pflambda.errors import FingerprintMismatch, InvalidRunState
+from pflambda.graph import describe
+from pflambda.stores.base import Checkpoint, RunRecord
+
+if TYPE_CHECKING:
+    from pflambda.engine.runner import Engine
+
+__all__ = ["checkpoint", "commit", "load", "store_reply"]
+
+
+def checkpoint(
+    engine: Engine,
+    record: RunRecord,
+    seq: int,
+    body: bytes,
+    snap: bool,
+    *,
+    node: str | None = None,
+    action: str | None = None,
+) -> Checkpoint:
+    """The store item for step ``seq`` of ``record``."""
+    return Checkpoint(
+        run_id=record.run_id,
+        seq=seq,
+        body=body,
+        snapshot=snap,
+        created_at=engine.clock.now(),
+        node_id=node,
+        action=action,
+        expires_at=engine.expiry(),
+    )
+
+
+def commit(
+    engine: Engine,
+    live: Live,
+    node_id: str | None,
+    action: Any,
+    *,
+    finished: bool = False,
+    result: Any = None,
+) -> StepEvent:
+    """Write step ``live.seq + 1``; ``CheckpointConflict`` if another invocation did."""
+    current = live.tracker.encode_shared(live.shared, node_id)
+    snap = live.tracker.want_snapshot()
+    encoded_result = codec.encode(result, path="result") if finished else None
+    body, refs = live.tracker.build(
+        current, encode_cursor(live.cursor), snapshot=snap, result=encoded_result
+    )
+    seq = live.seq + 1
+    label = action if action is None or isinstance(action, str) else repr(action)
+    engine.store.put_checkpoint(
+        checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
+    )
+    live.tracker.commit(current, refs, len(body), snap)
+    live.seq = seq
+    return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)
+
+
+def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
+    """``record``'s run rebuilt from its latest snapshot and the deltas after it."""
+    from pflambda.engine.driver import new_live
+
+    graph = describe(load_flow(record.flow))
+    if graph.fingerprint() != record.fingerprint:
+        if not allow_changed_flow:
+            raise FingerprintMismatch(
+                f"flow {record.flow} changed shape since run {record.run_id} started "
+                f"({record.fingerprint} -> {graph.fingerprint()}); "
+                "resume with allow_changed_flow to continue anyway"
+            )
+        record = engine.store.update_run(record.run_id, {"fingerprint": graph.fingerprint()})
+    ckpts = engine.store.load_checkpoints(record.run_id)
+    if not ckpts:
+        raise InvalidRunState(f"run {record.run_id} has no checkpoints")
+    live = new_live(engine, record, graph, {})
+    live.shared, body = live.tracker.load(ckpts)
+    live.cursor = decode_cursor(body.cursor)
+    live.seq = ckpts[-1].seq
+    live.result = codec.decode(body.result)
+    if live.cursor.frames:
+        graph.root.set_params(live.cursor.frames[0].own_params)
+    return live
+
+
+def store_reply(engine: Engine, live: Live, reply: Any) -> None:
+    """Put a paused run's reply where its node asked for it, as one committed step."""
+    key = live.record.input_key or "input"
+    live.shared[key] = reply
+    commit(engine, live, None, None)
