@@ -8,6 +8,7 @@ Loading reads the latest snapshot and the deltas after it -- never the run's his
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pflambda.engine import codec
@@ -55,8 +56,13 @@ def commit(
     *,
     finished: bool = False,
     result: Any = None,
+    timing: tuple[float, int] | None = None,
 ) -> StepEvent:
-    """Write step ``live.seq + 1``; ``CheckpointConflict`` if another invocation did."""
+    """Write step ``live.seq + 1``; ``CheckpointConflict`` if another invocation did.
+
+    ``timing`` is the step's ``(milliseconds, retries)``, kept on the checkpoint for
+    timelines; the checkpoint also names the node the run goes to next.
+    """
     current = live.tracker.encode_shared(live.shared, node_id)
     snap = live.tracker.want_snapshot()
     encoded_result = codec.encode(result, path="result") if finished else None
@@ -65,9 +71,11 @@ def commit(
     )
     seq = live.seq + 1
     label = action if action is None or isinstance(action, str) else repr(action)
-    engine.store.put_checkpoint(
-        checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
-    )
+    ckpt = checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
+    ckpt = replace(ckpt, position=live.cursor.position)
+    if timing is not None:
+        ckpt = replace(ckpt, duration_ms=timing[0], retries=timing[1])
+    engine.store.put_checkpoint(ckpt)
     live.tracker.commit(current, refs, len(body), snap)
     live.seq = seq
     return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)

@@ -67,9 +67,16 @@ async def _drive(
             return lifecycle.fail(engine, live, position, exc)
         if step.fan_out is not None:
             return _spread(engine, live, step.node_id, step.fan_out, on_step)
+        ran_ms = (engine.clock.monotonic() - started) * 1000
         try:
             event = commit(
-                engine, live, step.node_id, step.action, finished=step.finished, result=step.result
+                engine,
+                live,
+                step.node_id,
+                step.action,
+                finished=step.finished,
+                result=step.result,
+                timing=(ran_ms, step.retries),
             )
         except CheckpointConflict:
             log.warning(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pflambda import limits
@@ -129,7 +130,9 @@ class Engine:
         current = live.tracker.encode_shared(live.shared, None)
         body, refs = live.tracker.build(current, encode_cursor(live.cursor), snapshot=True)
         self.store.create_run(record)
-        self.store.put_checkpoint(checkpoints.checkpoint(self, record, 0, body, True))
+        first = checkpoints.checkpoint(self, record, 0, body, True)
+        start = live.cursor.position or graph.level("").start_id  # not entered yet
+        self.store.put_checkpoint(replace(first, position=start))
         live.tracker.commit(current, refs, len(body), True)
         lifecycle.notify(self, record)
         return await drive(self, live, Budget(context, max_steps, margin_ms), on_step)

@@ -177,6 +177,10 @@ def checkpoint_item(checkpoint: Checkpoint) -> Item:
         item["action"] = {"S": checkpoint.action}
     if checkpoint.expires_at is not None:
         item["ttl"] = {"N": str(checkpoint.expires_at)}
+    if checkpoint.duration_ms is not None:
+        item["ms"] = _encode("float", round(checkpoint.duration_ms, 3))
+    if checkpoint.retries:
+        item["retries"] = {"N": str(int(checkpoint.retries))}
     return item
 
 
@@ -191,6 +195,8 @@ def checkpoint_from_item(run_id: str, item: Mapping[str, Any]) -> Checkpoint:
         node_id=item["node_id"]["S"] if "node_id" in item else None,
         action=item["action"]["S"] if "action" in item else None,
         expires_at=int(item["ttl"]["N"]) if "ttl" in item else None,
+        duration_ms=float(item["ms"]["N"]) if "ms" in item else None,
+        retries=int(item["retries"]["N"]) if "retries" in item else 0,
     )
 
 
@@ -203,6 +209,8 @@ def info_from_item(item: Mapping[str, Any]) -> CheckpointInfo:
         snapshot=bool(item["snapshot"]["BOOL"]),
         size=int(item["size"]["N"]),
         created_at=float(item["created_at"]["N"]),
+        duration_ms=float(item["ms"]["N"]) if "ms" in item else None,
+        retries=int(item["retries"]["N"]) if "retries" in item else 0,
     )
 
 

@@ -116,6 +116,10 @@ class Checkpoint:
     """The node whose ``post`` this step committed (``None`` for the initial state)."""
     action: str | None = None
     expires_at: int | None = None
+    duration_ms: float | None = None
+    """How long the step took to run (prep, exec with its retries, post), if measured."""
+    retries: int = 0
+    """Attempts beyond the first that the node's ``exec`` needed."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class CheckpointInfo:
     snapshot: bool
     size: int
     created_at: float
+    duration_ms: float | None = None
+    retries: int = 0
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,16 @@ def test_list_checkpoints_oldest_first_without_bodies(store: Store) -> None:
     assert list(store.list_checkpoints("nope")) == []
 
 
+def test_checkpoints_keep_duration_and_retries(store: Store) -> None:
+    write_steps(store, 1, {0})
+    timed = Checkpoint("r1", 1, b"x", False, T0 + 1, "n", "default", duration_ms=12.5, retries=2)
+    store.put_checkpoint(timed)
+    infos = list(store.list_checkpoints("r1"))
+    assert [(i.duration_ms, i.retries) for i in infos] == [(None, 0), (12.5, 2)]
+    (_, loaded) = store.load_checkpoints("r1")
+    assert (loaded.duration_ms, loaded.retries) == (12.5, 2)
+
+
 # -- listing runs ----------------------------------------------------------------------------
 
 

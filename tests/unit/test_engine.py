@@ -308,3 +308,13 @@ def test_unknown_run_and_bad_flow_refs(engine: Engine) -> None:
         engine.start("tests.flows.nonexistent:flow")
     with pytest.raises(TypeError, match="shared must be a dict"):
         engine.start("tests.flows.sample:loop", [1, 2])  # type: ignore[arg-type]
+
+
+def test_checkpoints_record_the_node_time_and_retries() -> None:
+    clock = FakeClock()
+    engine = Engine(MemoryStore(), MemoryBlobStore(), clock=clock)
+    outcome = engine.start("tests.flows.flaky:flaky")
+    infos = list(engine.store.list_checkpoints(outcome.run_id))
+    assert [(i.node_id, i.retries) for i in infos] == [(None, 0), ("Flaky", 2)]
+    assert infos[0].duration_ms is None  # the initial state ran nothing
+    assert infos[1].duration_ms is not None and infos[1].duration_ms >= 0
