@@ -181,6 +181,8 @@ def checkpoint_item(checkpoint: Checkpoint) -> Item:
         item["ms"] = _encode("float", round(checkpoint.duration_ms, 3))
     if checkpoint.retries:
         item["retries"] = {"N": str(int(checkpoint.retries))}
+    if checkpoint.position is not None:
+        item["position"] = {"S": checkpoint.position}
     return item
 
 
@@ -197,6 +199,7 @@ def checkpoint_from_item(run_id: str, item: Mapping[str, Any]) -> Checkpoint:
         expires_at=int(item["ttl"]["N"]) if "ttl" in item else None,
         duration_ms=float(item["ms"]["N"]) if "ms" in item else None,
         retries=int(item["retries"]["N"]) if "retries" in item else 0,
+        position=item["position"]["S"] if "position" in item else None,
     )
 
 
@@ -211,6 +214,7 @@ def info_from_item(item: Mapping[str, Any]) -> CheckpointInfo:
         created_at=float(item["created_at"]["N"]),
         duration_ms=float(item["ms"]["N"]) if "ms" in item else None,
         retries=int(item["retries"]["N"]) if "retries" in item else 0,
+        position=item["position"]["S"] if "position" in item else None,
     )
 
 

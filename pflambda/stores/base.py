@@ -120,6 +120,8 @@ class Checkpoint:
     """How long the step took to run (prep, exec with its retries, post), if measured."""
     retries: int = 0
     """Attempts beyond the first that the node's ``exec`` needed."""
+    position: str | None = None
+    """The node the run goes to next (the cursor's innermost node), ``None`` once done."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class CheckpointInfo:
     created_at: float
     duration_ms: float | None = None
     retries: int = 0
+    position: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,10 @@ class Store(Protocol):
 
     def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
         """Every checkpoint with ``seq > after``, oldest first, without bodies."""
+        ...
+
+    def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
+        """The newest checkpoint without its body (one small read); ``None`` if none."""
         ...
 
     def list_runs(

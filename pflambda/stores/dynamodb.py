@@ -128,7 +128,7 @@ _TTL_UNSUPPORTED = frozenset({"UnknownOperationException", "NotImplemented"})
 _LOAD_PAGE = SNAPSHOT_EVERY + 1
 """Items per page when loading: one snapshot interval fits one page. Paging goes on
 until a snapshot is found, so a run written with sparser snapshots still loads right."""
-_INFO_FIELDS = ("seq", "node_id", "action", "snapshot", "size", "created_at", "ms", "retries")
+_INFO_FIELDS = ("seq", "node_id", "action", "snapshot", "size", "created_at", "ms", "retries", "position")
 
 
 def create_table(client: DynamoDBClient, table_name: str) -> None:
@@ -295,6 +295,22 @@ class DynamoDBStore:
         }
         for items in self._pages(request, f"list checkpoints of run {run_id}"):
             yield from (info_from_item(item) for item in items)
+
+    def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
+        """One Query, newest first, ``Limit`` 1, bodies not read."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :lo)",
+            "ExpressionAttributeValues": {":pk": {_S: run_pk(run_id)}, ":lo": {_S: CKPT_PREFIX}},
+            "ProjectionExpression": ", ".join(f"#{name}" for name in _INFO_FIELDS),
+            "ExpressionAttributeNames": {f"#{name}": name for name in _INFO_FIELDS},
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": 1,
+        }
+        with _translated(f"read the last checkpoint of run {run_id}"):
+            items = self._client.query(**request).get("Items", [])
+        return info_from_item(items[0]) if items else None
 
     def list_runs(
         self,

@@ -132,6 +132,13 @@ class MemoryStore:
             steps = dict(self._checkpoints.get(run_id, {}))
         return iter([info_from_item(steps[seq]) for seq in sorted(steps) if seq > after])
 
+    def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
+        """The newest checkpoint without its body; ``None`` if the run has none."""
+        with self._lock:
+            steps = self._checkpoints.get(run_id, {})
+            item = steps[max(steps)] if steps else None
+        return None if item is None else info_from_item(item)
+
     def list_runs(
         self,
         *,

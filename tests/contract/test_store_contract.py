@@ -351,6 +351,16 @@ def test_checkpoints_keep_duration_and_retries(store: Store) -> None:
     assert (loaded.duration_ms, loaded.retries) == (12.5, 2)
 
 
+def test_last_checkpoint_is_the_newest_without_its_body(store: Store) -> None:
+    assert store.last_checkpoint("r1") is None
+    write_steps(store, 3, {0})
+    store.put_checkpoint(Checkpoint("r1", 3, b"xyz", False, T0 + 3, "n3", "go", position="n4"))
+    last = store.last_checkpoint("r1")
+    assert last is not None
+    assert (last.seq, last.node_id, last.action, last.size, last.position) == (3, "n3", "go", 3, "n4")
+    assert [i.position for i in store.list_checkpoints("r1")] == [None, None, None, "n4"]
+
+
 # -- listing runs ----------------------------------------------------------------------------
 
 

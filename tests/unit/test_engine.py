@@ -316,5 +316,7 @@ def test_checkpoints_record_the_node_time_and_retries() -> None:
     outcome = engine.start("tests.flows.flaky:flaky")
     infos = list(engine.store.list_checkpoints(outcome.run_id))
     assert [(i.node_id, i.retries) for i in infos] == [(None, 0), ("Flaky", 2)]
+    assert [i.position for i in infos] == ["Flaky", None]
     assert infos[0].duration_ms is None  # the initial state ran nothing
-    assert infos[1].duration_ms is not None and infos[1].duration_ms >= 0
+    assert infos[1].duration_ms is not None
+    assert infos[1].duration_ms >= 0
