@@ -128,7 +128,17 @@ _TTL_UNSUPPORTED = frozenset({"UnknownOperationException", "NotImplemented"})
 _LOAD_PAGE = SNAPSHOT_EVERY + 1
 """Items per page when loading: one snapshot interval fits one page. Paging goes on
 until a snapshot is found, so a run written with sparser snapshots still loads right."""
-_INFO_FIELDS = ("seq", "node_id", "action", "snapshot", "size", "created_at", "ms", "retries", "position")
+_INFO_FIELDS = (
+    "seq",
+    "node_id",
+    "action",
+    "snapshot",
+    "size",
+    "created_at",
+    "ms",
+    "retries",
+    "position",
+)
 
 
 def create_table(client: DynamoDBClient, table_name: str) -> None:

@@ -357,7 +357,13 @@ def test_last_checkpoint_is_the_newest_without_its_body(store: Store) -> None:
     store.put_checkpoint(Checkpoint("r1", 3, b"xyz", False, T0 + 3, "n3", "go", position="n4"))
     last = store.last_checkpoint("r1")
     assert last is not None
-    assert (last.seq, last.node_id, last.action, last.size, last.position) == (3, "n3", "go", 3, "n4")
+    assert (last.seq, last.node_id, last.action, last.size, last.position) == (
+        3,
+        "n3",
+        "go",
+        3,
+        "n4",
+    )
     assert [i.position for i in store.list_checkpoints("r1")] == [None, None, None, "n4"]
 
 
