@@ -1,13 +1,10 @@
-"""JSON-RPC over HTTP for one agent: the card, three protocol generations, SSE streams.
+"""One agent's A2A front: routes a request to its card, the JSON-RPC or the HTTP+JSON
+binding, and holds the A2A methods both bindings call.
 
-The version of a call is told by its method name -- ``SendMessage`` (1.0),
-``message/send`` (0.3), ``tasks/send`` (0.1) -- and a 1.0 call must carry an
-``A2A-Version: 1.x`` header (or query parameter); a missing header means 0.3, as
-the spec says. ``tasks/get``, ``tasks/cancel`` and ``tasks/resubscribe`` exist in
-0.1 and 0.3 alike: they answer in the version that created the task.
-
-Every failure is a JSON-RPC error object with HTTP 200; only missing credentials
-(401) and wrong HTTP methods (405) use HTTP status codes.
+Callers are authenticated before anything else is read: a request without acceptable
+credentials is a 401 whatever its body. The bindings (:mod:`pflambda.a2a.jsonrpc`,
+:mod:`pflambda.a2a.rest`) turn requests into :class:`~pflambda.a2a.call.Call` objects;
+the methods here answer them in the call's protocol version.
 """
 
 from __future__ import annotations
@@ -15,14 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import errors as err
+from pflambda.a2a import jsonrpc, rest
 from pflambda.a2a.auth import Unauthorized, principal_of
+from pflambda.a2a.call import Call
 from pflambda.a2a.card import build_card, card_etag
-from pflambda.a2a.model import StatusUpdate, Task, TaskState
-from pflambda.a2a.tasks import PING, Caller, TaskService
+from pflambda.a2a.model import TaskState
+from pflambda.a2a.tasks import TaskService
 from pflambda.a2a.wire import (
     Version,
     check_id,
@@ -32,36 +30,27 @@ from pflambda.a2a.wire import (
     render_event,
     render_push_config,
     render_task,
+    whole_number,
 )
+from pflambda.errors import ConfigError
 from pflambda.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from pflambda.a2a.agent import Agent
 
-__all__ = ["Dispatcher"]
+__all__ = ["METHODS", "Call", "Dispatcher"]
 
 log = logging.getLogger("pflambda.a2a")
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
-JSON = {"Content-Type": "application/json"}
-
-
-@dataclass
-class Call:
-    """One JSON-RPC request, validated."""
-
-    id: str | int | None
-    method: str
-    params: dict[str, Any]
-    version: Version
-    caller: Caller
+JSON = jsonrpc.JSON
 
 
 Handler = Callable[["Dispatcher", Call], Any]
 
 
 class Dispatcher:
-    """Turns HTTP requests into task operations and their results into JSON-RPC."""
+    """Turns HTTP requests into task operations and their results into A2A answers."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -70,18 +59,22 @@ class Dispatcher:
     # -- HTTP -----------------------------------------------------------------------
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        """Route a request: the card (GET), JSON-RPC (POST)."""
+        """Route a request: the card (GET), HTTP+JSON routes, JSON-RPC (POST)."""
         if request.path.endswith(CARD_PATHS):
             if request.method not in ("GET", "HEAD"):
                 return _http_error(405, "use GET for the agent card", {"Allow": "GET"})
             return self._card(request)
-        if request.method != "POST":
-            return _http_error(405, "A2A JSON-RPC takes POST", {"Allow": "POST"})
         try:
-            return self._rpc(request)
+            principal = principal_of(request, self.agent.auth)
         except Unauthorized as exc:
             headers = {"WWW-Authenticate": 'Bearer realm="a2a"'}
             return _http_error(401, str(exc), headers)
+        route = rest.match(request)
+        if route is not None:
+            return rest.handle(self, request, principal, route)
+        if request.method != "POST":
+            return _http_error(405, "A2A JSON-RPC takes POST", {"Allow": "POST"})
+        return jsonrpc.handle(self, request, principal)
 
     def card(self, request: HttpRequest) -> dict[str, Any]:
         """The agent card for the URL this request came in on."""
@@ -110,81 +103,12 @@ class Dispatcher:
         body = b"" if request.method == "HEAD" else json.dumps(card).encode()
         return HttpResponse(200, headers, body)
 
-    # -- JSON-RPC -------------------------------------------------------------------
-
-    def _rpc(self, request: HttpRequest) -> HttpResponse:
-        if len(request.body) > self.agent.max_body_bytes:
-            limit = self.agent.max_body_bytes
-            return _rpc_error(
-                None, err.InvalidRequest(f"request body is larger than {limit} bytes")
-            )
-        try:
-            call = self._parse(request)
-        except err.A2AError as exc:
-            return _rpc_error(_peek_id(request.body), exc)
-        entry = METHODS.get(call.method)
-        if entry is None:
-            return _rpc_error(call.id, err.MethodNotFound(f"method {call.method!r} not found"))
-        handler, streaming = entry[1], entry[2]
-        try:
-            if streaming:
-                if not self.agent.streaming:
-                    raise err.UnsupportedOperation("this agent does not stream")
-                return self._stream(call, handler(self, call))
-            return _rpc_result(call.id, handler(self, call))
-        except Exception as exc:
-            return _rpc_error(call.id, self._fault(call, exc))
-
-    def _parse(self, request: HttpRequest) -> Call:
-        try:
-            doc = json.loads(request.body)
-        except (ValueError, RecursionError):
-            raise err.ParseError() from None
-        if not isinstance(doc, dict):
-            raise err.InvalidRequest("a request must be a JSON object (batches are not supported)")
-        rid = doc.get("id")
-        if doc.get("jsonrpc") != "2.0" or not isinstance(doc.get("method"), str):
-            raise err.InvalidRequest('a request needs "jsonrpc": "2.0" and a string "method"')
-        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
-            raise err.InvalidRequest("id must be a string, a number or null")
-        params = doc.get("params", {})
-        if not isinstance(params, dict):
-            raise err.InvalidParams("params must be an object")
-        method = doc["method"]
-        version = _version_of(method, request)
-        principal = principal_of(request, self.agent.auth)
-        deadline = _ApiDeadline(request.context, self.agent.engine.clock)
-        caller = Caller(principal=principal, deadline=deadline, protocol=version.value)
-        return Call(rid, method, params, version, caller)
-
-    def _fault(self, call: Call, exc: Exception) -> err.A2AError:
+    def fault(self, call: Call, exc: Exception) -> err.A2AError:
+        """The A2A error a failed call answers with (unexpected ones are logged)."""
         mapped = err.from_exception(exc)
         if type(mapped) is err.InternalError and not isinstance(exc, err.A2AError):
             log.exception("%s failed", call.method)
         return mapped
-
-    def _stream(self, call: Call, events: Iterator[Any]) -> HttpResponse:
-        first = next(events, PING)  # errors before the stream starts are a plain JSON answer
-
-        def frames() -> Iterator[bytes]:
-            try:
-                yield self._frame(call, first)
-                for event in events:
-                    yield self._frame(call, event)
-            except Exception as exc:
-                error = {"jsonrpc": "2.0", "id": call.id, "error": self._fault(call, exc).to_json()}
-                yield b"data: " + json.dumps(error).encode() + b"\n\n"
-
-        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        return HttpResponse(200, headers, frames())
-
-    def _frame(self, call: Call, event: Any) -> bytes:
-        if event is PING:
-            return b": ping\n\n"
-        if isinstance(event, Task) and call.version is Version.V0_1:
-            event = StatusUpdate(event.id, event.context_id, event.status)
-        doc = {"jsonrpc": "2.0", "id": call.id, "result": render_event(event, call.version)}
-        return b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n"
 
     # -- methods --------------------------------------------------------------------
 
@@ -215,15 +139,18 @@ class Dispatcher:
             )
             return message, config, task_id
         message = parse_message(params.get("message"), v)
-        return message, parse_send_config(params.get("configuration"), v), None
+        return message, self._send_config(params.get("configuration"), v), None
+
+    def _send_config(self, doc: Any, v: Version) -> Any:
+        """A send's configuration; its push config is checked as a set's would be."""
+        config = parse_send_config(doc, v)
+        if config.push is not None:
+            self.agent.check_push_url(config.push.url)
+        return config
 
     def get(self, call: Call) -> Any:
         task_id = self._task_id(call)
-        history = call.params.get("historyLength")
-        if history is not None and (
-            not isinstance(history, int) or isinstance(history, bool) or history < 0
-        ):
-            raise err.InvalidParams("params.historyLength must be a whole number >= 0")
+        history = whole_number(call.params.get("historyLength"), "params.historyLength")
         task = self.tasks.get(task_id, call.caller, history)
         return render_task(task, self._task_version(call, task_id))
 
@@ -234,15 +161,27 @@ class Dispatcher:
             raise err.InvalidParams("params.pageSize must be between 1 and 100")
         status = p.get("status")
         state = _parse_state(status) if status else None
-        tasks, token = self.tasks.list(
-            call.caller,
-            context_id=p.get("contextId"),
-            status=state,
-            page_size=size,
-            page_token=p.get("pageToken") or None,
-            history_length=p.get("historyLength"),
-            include_artifacts=bool(p.get("includeArtifacts")),
-        )
+        context = p.get("contextId") or None
+        token = p.get("pageToken") or None
+        if token is not None and not isinstance(token, str):
+            raise err.InvalidParams("params.pageToken must be a string")
+        include = p.get("includeArtifacts")
+        if include is not None and not isinstance(include, bool):
+            raise err.InvalidParams("params.includeArtifacts must be true or false")
+        try:
+            tasks, token = self.tasks.list(
+                call.caller,
+                context_id=None if context is None else check_id(context, "params.contextId"),
+                status=state,
+                page_size=size,
+                page_token=token,
+                history_length=whole_number(p.get("historyLength"), "params.historyLength"),
+                include_artifacts=bool(include),
+            )
+        except ConfigError:  # the store could not read the token
+            raise err.InvalidParams(
+                "params.pageToken is not a token this agent gave: start again without it"
+            ) from None
         rendered = [render_task(t, call.version) for t in tasks]
         return {"tasks": rendered, "nextPageToken": token or "", "pageSize": size}
 
@@ -356,23 +295,6 @@ METHODS: dict[str, tuple[Version, Handler, bool]] = {
 """Method -> (protocol version, handler, streams?)."""
 
 
-def _version_of(method: str, request: HttpRequest) -> Version:
-    """The protocol of a call, checked against the ``A2A-Version`` header."""
-    entry = METHODS.get(method)
-    declared = request.headers.get("a2a-version") or request.query.get("A2A-Version") or "0.3"
-    major = declared.strip().split(".")[0]
-    if entry is None:
-        return Version.V0_3
-    version = entry[0]
-    if version is Version.V1_0 and major != "1":
-        raise err.VersionNotSupported(
-            f"{method} is an A2A 1.0 method: send the header A2A-Version: 1.0 (got {declared})"
-        )
-    if major not in ("0", "1"):
-        raise err.VersionNotSupported(f"A2A-Version {declared} is not supported (1.0, 0.3)")
-    return version
-
-
 def _parse_state(value: Any) -> TaskState:
     if isinstance(value, str) and value.startswith("TASK_STATE_"):
         value = value[len("TASK_STATE_") :].lower().replace("_", "-")
@@ -386,41 +308,6 @@ def _with_context(message: Any, context_id: str) -> Any:
     from dataclasses import replace
 
     return replace(message, context_id=context_id)
-
-
-class _ApiDeadline:
-    """The tighter of the Lambda's remaining time and API Gateway's 29 s budget."""
-
-    def __init__(self, context: Any, clock: Any) -> None:
-        from pflambda import limits
-
-        self.context, self.clock = context, clock
-        self.until = clock.monotonic() + limits.API_TIMEOUT_MS / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        left = int((self.until - self.clock.monotonic()) * 1000)
-        if self.context is not None and hasattr(self.context, "get_remaining_time_in_millis"):
-            left = min(left, int(self.context.get_remaining_time_in_millis()))
-        return left
-
-
-def _peek_id(body: bytes) -> Any:
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    rid = doc.get("id") if isinstance(doc, dict) else None
-    return rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
-
-
-def _rpc_result(rid: Any, result: Any) -> HttpResponse:
-    body = json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}, ensure_ascii=False)
-    return HttpResponse(200, dict(JSON), body.encode())
-
-
-def _rpc_error(rid: Any, error: err.A2AError) -> HttpResponse:
-    body = json.dumps({"jsonrpc": "2.0", "id": rid, "error": error.to_json()}, ensure_ascii=False)
-    return HttpResponse(200, dict(JSON), body.encode())
 
 
 def _http_error(status: int, message: str, headers: dict[str, str]) -> HttpResponse:

@@ -33,7 +33,7 @@ from pflambda.a2a.model import (
 )
 from pflambda.a2a.wire import PushConfig, SendConfig
 from pflambda.engine.runner import Deadline, Engine, RunOutcome, StepEvent, continuation
-from pflambda.errors import RunNotFound
+from pflambda.errors import RunExists, RunNotFound
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class TaskService:
             message = self._agent_message(record, "error", self.agent.describe_error(record.error))
         history = tuple(Message.from_json(m) for m in a2a.get("history", []))
         if history_length is not None:
-            history = history[len(history) - history_length :] if history_length else ()
+            history = history[-history_length:] if history_length else ()
         return Task(
             id=record.run_id,
             context_id=record.context_id or record.run_id,
@@ -276,7 +276,10 @@ class TaskService:
                     raise
             else:
                 return self._answer(record, message, config, caller, on_step)
-        return self._start(message, config, caller, task_id, on_step)
+        try:
+            return self._start(message, config, caller, task_id, on_step)
+        except RunExists:  # another principal's (or agent's) id: no existence oracle
+            raise TaskNotFound(f"task {task_id} not found") from None
 
     def _start(
         self,

@@ -12,12 +12,13 @@ share -- answers something either client accepts. See docs/a2a-wire.md.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pflambda.a2a.errors import InvalidParams
+from pflambda.a2a.errors import A2AError, InvalidParams
 from pflambda.a2a.model import (
     Artifact,
     ArtifactUpdate,
@@ -33,10 +34,13 @@ __all__ = [
     "PushConfig",
     "SendConfig",
     "Version",
+    "camel_keys",
+    "check_text",
     "parse_message",
     "parse_send_config",
     "render_event",
     "render_task",
+    "whole_number",
 ]
 
 
@@ -195,6 +199,60 @@ def _render_artifact_update(event: ArtifactUpdate, v: Version) -> dict[str, Any]
 
 # -- parsing ------------------------------------------------------------------------
 
+_FREE_FORM = frozenset({"metadata", "data", "params"})
+"""Keys whose values are the client's own JSON (``Struct``/``Value``): never renamed."""
+
+
+def camel_keys(doc: Any, path: str) -> Any:
+    """``doc`` with snake_case keys in lowerCamelCase (``task_id`` -> ``taskId``), as
+    protobuf JSON parsers accept either name of a field; free-form values are kept as they
+    are. A field given under both names is :class:`InvalidParams`."""
+    if isinstance(doc, list):
+        return [camel_keys(item, f"{path}[{i}]") for i, item in enumerate(doc)]
+    if not isinstance(doc, dict):
+        return doc
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = _camel(key) if isinstance(key, str) else key
+        if name in out:
+            raise InvalidParams(f"{path}.{name} is given twice (as {name} and {key})")
+        out[name] = value if name in _FREE_FORM else camel_keys(value, f"{path}.{name}")
+    return out
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest) if rest else key
+
+
+def check_text(doc: Any, path: str, error: type[A2AError] = InvalidParams) -> None:
+    """Refuse text that is not valid Unicode (a lone UTF-16 surrogate such as ``"\\ud800"``,
+    which JSON can spell but UTF-8 cannot store): ``error`` names where it is."""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        _find_surrogate(doc, path, error)
+    except (RecursionError, ValueError, TypeError):
+        raise error(f"{path} is nested too deeply") from None
+
+
+def _find_surrogate(doc: Any, path: str, error: type[A2AError]) -> None:
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(
+                f"{path} holds a lone UTF-16 surrogate: text must be valid Unicode"
+            ) from None
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            _find_surrogate(key, f"{path} (a key)", error)
+            _find_surrogate(value, f"{path}.{key}", error)
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            _find_surrogate(item, f"{path}[{i}]", error)
+
 
 def _get(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], path: str) -> Any:
     value = doc.get(key)
@@ -219,6 +277,15 @@ def check_id(value: Any, path: str) -> str:
     """A client-supplied id: a string of up to 128 safe characters."""
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidParams(f"{path} must be a string of 1-{MAX_ID} letters, digits or ._:-")
+    return value
+
+
+def whole_number(value: Any, path: str) -> int | None:
+    """An optional count such as ``historyLength``: ``None`` or an int >= 0."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParams(f"{path} must be a whole number >= 0")
     return value
 
 
@@ -334,13 +401,22 @@ def parse_push_config(doc: Any, v: Version, path: str) -> PushConfig:
         schemes = _get(auth, "schemes", list, path + ".authentication") or []
         scheme = str(schemes[0]) if schemes else None
     config_id = _get(doc, "id", str, path)
+    token = _header_safe(_get(doc, "token", str, path), f"{path}.token")
+    credentials = _get(auth, "credentials", str, path + ".authentication")
     return PushConfig(
         url=url,
         id=None if config_id is None else check_id(config_id, f"{path}.id"),
-        token=_get(doc, "token", str, path),
-        scheme=scheme,
-        credentials=_get(auth, "credentials", str, path + ".authentication"),
+        token=token,
+        scheme=_header_safe(scheme, f"{path}.authentication.scheme"),
+        credentials=_header_safe(credentials, f"{path}.authentication.credentials"),
     )
+
+
+def _header_safe(value: str | None, path: str) -> str | None:
+    """A value sent back in an HTTP header: no CR, LF or other control characters."""
+    if value is not None and any(ch < " " or ch == "\x7f" for ch in value):
+        raise InvalidParams(f"{path} must not contain control characters (CR, LF...)")
+    return value
 
 
 def parse_send_config(doc: Any, v: Version, path: str = "params.configuration") -> SendConfig:
@@ -349,9 +425,7 @@ def parse_send_config(doc: Any, v: Version, path: str = "params.configuration") 
         return SendConfig()
     if not isinstance(doc, dict):
         raise InvalidParams(f"{path} must be an object")
-    history = _get(doc, "historyLength", int, path)
-    if isinstance(history, bool) or (history is not None and history < 0):
-        raise InvalidParams(f"{path}.historyLength must be a whole number >= 0")
+    history = whole_number(doc.get("historyLength"), f"{path}.historyLength")
     if v is Version.V1_0:
         immediate = _get(doc, "returnImmediately", bool, path)
         blocking = not immediate if immediate is not None else True

@@ -128,7 +128,8 @@ def _parse_v2(event: Mapping[str, Any], context: Any) -> HttpRequest:
 
 
 def _v1_principal(rc: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """Cognito claims, else a Lambda authorizer's principalId, else the IAM caller."""
+    """Cognito claims, else a Lambda authorizer's principalId, else the IAM caller, else
+    the API key (``apikey:<key id>``: each key its own principal, the secret never used)."""
     auth = _map(rc.get("authorizer"))
     claims = auth.get("claims")
     if isinstance(claims, Mapping) and claims:
@@ -136,7 +137,10 @@ def _v1_principal(rc: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     if auth.get("principalId"):
         return _id(auth["principalId"]), dict(auth)
     identity = _map(rc.get("identity"))
-    return _id(identity.get("userArn") or identity.get("caller")), {}
+    caller = _id(identity.get("userArn") or identity.get("caller"))
+    if caller is None and identity.get("apiKeyId"):
+        return f"apikey:{identity['apiKeyId']}", {}
+    return caller, {}
 
 
 def _v2_principal(auth: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:

@@ -1,0 +1,176 @@
+"""A2A conformance fixes: ErrorInfo, snake_case params, history slices, error codes, hostile text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pflambda.a2a.agent import Agent
+from tests.unit.test_a2a_dispatcher import V1, make_agent, msg_v1, request, rpc
+
+
+@pytest.fixture
+def agent() -> Agent:
+    return make_agent()
+
+
+def raw_rpc(agent: Agent, body: bytes, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    resp = agent.dispatcher.handle(request(body, headers))
+    assert resp.status == 200
+    assert isinstance(resp.body, bytes)
+    return json.loads(resp.body)  # type: ignore[no-any-return]
+
+
+# -- error.data carries a google.rpc.ErrorInfo (1.0) -----------------------------------
+
+
+def test_v1_a2a_errors_carry_error_info(agent: Agent) -> None:
+    out = rpc(agent, "GetTask", {"id": "nope"}, V1)
+    assert out["error"]["code"] == -32001
+    assert out["error"]["data"] == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "TASK_NOT_FOUND",
+            "domain": "a2a-protocol.org",
+        }
+    ]
+
+
+def test_v03_errors_keep_their_shape(agent: Agent) -> None:
+    out = rpc(agent, "tasks/get", {"id": "nope"})
+    assert out["error"]["code"] == -32001
+    assert "data" not in out["error"]
+
+
+def test_version_error_has_its_reason(agent: Agent) -> None:
+    out = rpc(agent, "SendMessage", {"message": msg_v1("hi")}, {"a2a-version": "0.3"})
+    assert out["error"]["code"] == -32009
+    assert out["error"]["data"][0]["reason"] == "VERSION_NOT_SUPPORTED"
+
+
+# -- snake_case params (1.0) -----------------------------------------------------------
+
+
+def test_v1_params_in_snake_case(agent: Agent) -> None:
+    message = {"message_id": "m-snake", "role": "ROLE_USER", "parts": [{"text": "hi"}]}
+    params = {"message": message, "configuration": {"history_length": 0}}
+    task = rpc(agent, "SendMessage", params, V1)["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert "history" not in task
+    got = rpc(agent, "GetTask", {"id": task["id"], "history_length": 1}, V1)["result"]
+    assert len(got["history"]) == 1
+    listed = rpc(agent, "ListTasks", {"context_id": task["contextId"], "page_size": 5}, V1)
+    assert [t["id"] for t in listed["result"]["tasks"]] == [task["id"]]
+    push = {"task_id": task["id"], "url": "https://example.com/hook"}
+    made = rpc(make_agent(allow_private=True), "CreateTaskPushNotificationConfig", push, V1)
+    assert made["error"]["code"] == -32001  # another agent's store: read as task_id, not missing
+
+
+def test_snake_case_keeps_free_form_values(agent: Agent) -> None:
+    message = msg_v1("hi", metadata={"my_key": 1}, contextId="ctx-1")
+    message["parts"] = [{"data": {"some_field": True}}]
+    task = rpc(agent, "SendMessage", {"message": message}, V1)["result"]["task"]
+    sent = task["history"][0]
+    assert sent["metadata"] == {"my_key": 1}
+    assert sent["parts"] == [{"data": {"some_field": True}}]
+
+
+def test_a_field_under_both_names_is_invalid(agent: Agent) -> None:
+    out = rpc(agent, "GetTask", {"id": "x", "historyLength": 1, "history_length": 2}, V1)
+    assert out["error"]["code"] == -32602
+    assert "twice" in out["error"]["message"]
+
+
+# -- historyLength longer than the history -----------------------------------------------
+
+
+@pytest.mark.parametrize("length", [3, 4, 5, 50])
+def test_history_length_beyond_the_history(length: int) -> None:
+    agent = make_agent("tests.flows.chat:greet")
+    config = {"historyLength": length}
+    first = rpc(agent, "SendMessage", {"message": msg_v1("q")}, V1)["result"]["task"]
+    reply = {"message": msg_v1("Ada", taskId=first["id"]), "configuration": config}
+    task = rpc(agent, "SendMessage", reply, V1)["result"]["task"]
+    assert [m["role"] for m in task["history"]] == ["ROLE_USER", "ROLE_AGENT", "ROLE_USER"]
+    got = rpc(agent, "GetTask", {"id": task["id"], "historyLength": length}, V1)["result"]
+    assert len(got["history"]) == 3
+    listed = rpc(agent, "ListTasks", {"historyLength": length}, V1)["result"]["tasks"]
+    assert len(listed[0]["history"]) == 3
+    assert (
+        len(
+            rpc(agent, "tasks/get", {"id": task["id"], "historyLength": length})["result"][
+                "history"
+            ]
+        )
+        == 3
+    )
+    two = rpc(agent, "GetTask", {"id": task["id"], "historyLength": 2}, V1)["result"]["history"]
+    assert [m["role"] for m in two] == ["ROLE_AGENT", "ROLE_USER"]
+
+
+# -- the right codes -------------------------------------------------------------------
+
+
+def test_bad_page_token_is_invalid_params(agent: Agent) -> None:
+    rpc(agent, "SendMessage", {"message": msg_v1("hi")}, V1)
+    for token in ("not-a-token", "!!!", 5):
+        out = rpc(agent, "ListTasks", {"pageToken": token}, V1)
+        assert out["error"]["code"] == -32602, token
+
+
+@pytest.mark.parametrize("value", ["3", -1, 1.5, True])
+def test_bad_history_length_is_invalid_params(agent: Agent, value: Any) -> None:
+    task = rpc(agent, "SendMessage", {"message": msg_v1("hi")}, V1)["result"]["task"]
+    assert rpc(agent, "ListTasks", {"historyLength": value}, V1)["error"]["code"] == -32602
+    out = rpc(agent, "GetTask", {"id": task["id"], "historyLength": value}, V1)
+    assert out["error"]["code"] == -32602
+
+
+def test_a_message_over_the_record_limit_is_invalid_params(agent: Agent) -> None:
+    big = "x" * 450_000
+    agent.max_body_bytes = 2_000_000
+    out = rpc(agent, "SendMessage", {"message": msg_v1(big)}, V1)
+    assert out["error"]["code"] == -32602
+    assert "too large" in out["error"]["message"]
+    assert agent.engine.store.list_runs().runs == []
+
+
+def test_v01_send_with_another_principals_task_id_is_not_found(agent: Agent) -> None:
+    params = {
+        "id": "shared-id-1",
+        "message": {"role": "user", "parts": [{"type": "text", "text": "hi"}]},
+    }
+    assert rpc(agent, "tasks/send", params, principal="alice")["result"]["id"] == "shared-id-1"
+    out = rpc(agent, "tasks/send", params, principal="bob")
+    assert out["error"]["code"] == -32001
+    assert "exists" not in out["error"]["message"]
+    assert rpc(agent, "tasks/get", {"id": "shared-id-1"}, principal="bob")["error"] == out["error"]
+
+
+# -- text that is not Unicode ----------------------------------------------------------
+
+
+def test_lone_surrogate_in_metadata_is_refused_and_not_stored(agent: Agent) -> None:
+    body = (
+        b'{"jsonrpc": "2.0", "id": "1", "method": "SendMessage", "params": {"message": '
+        b'{"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hi"}], '
+        b'"metadata": {"k": "\\ud800"}}}}'
+    )
+    out = raw_rpc(agent, body, V1)
+    assert out["error"]["code"] == -32602
+    assert "surrogate" in out["error"]["message"]
+    assert agent.engine.store.list_runs().runs == []
+    assert rpc(agent, "ListTasks", {}, V1)["result"]["tasks"] == []
+
+
+@pytest.mark.parametrize("version", ["1.0", "0.3"])
+def test_lone_surrogate_in_the_id_is_an_error_not_a_500(agent: Agent, version: str) -> None:
+    method = "GetTask" if version == "1.0" else "tasks/get"
+    body = b'{"jsonrpc": "2.0", "id": "\\udc00", "method": "%s", "params": {"id": "x"}}' % (
+        method.encode()
+    )
+    out = raw_rpc(agent, body, {"a2a-version": version})
+    assert out["error"]["code"] == -32600
+    assert out["id"] is None
