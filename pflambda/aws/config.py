@@ -5,9 +5,12 @@ The one place that decides which Store/BlobStore/Queue a process uses:
 =========================  ==================================  =====================
 variable                   meaning                             default
 =========================  ==================================  =====================
-``PFLAMBDA_STORE``         ``memory`` or ``dynamodb``          ``dynamodb`` on
-                                                               Lambda, else
-                                                               ``memory``
+``PFLAMBDA_STORE``         ``sqlite``, ``memory`` or           ``dynamodb`` on
+                           ``dynamodb``                        Lambda, else
+                                                               ``sqlite``
+``PFLAMBDA_DIR``           where ``sqlite`` keeps its          ``.pflambda`` (in
+                           database (``pflambda.db``)          the working
+                           and blobs (``blobs/``)              directory)
 ``PFLAMBDA_TABLE``         DynamoDB table of runs              ``pflambda-runs``
 ``PFLAMBDA_BUCKET``        S3 bucket for large values          ``pflambda-state``
 ``PFLAMBDA_QUEUE_URL``     SQS work queue URL                  looked up by name
@@ -17,6 +20,11 @@ variable                   meaning                             default
 ``PFLAMBDA_ALLOW_PRIVATE_  push to http/private addresses      off
 PUSH``                     (``1``: local development)
 =========================  ==================================  =====================
+
+``sqlite`` is the embedded, persistent default: runs, checkpoints and queued work live
+in one SQLite file that every process started in the project shares, so ``pflambda run``
+and a later ``pflambda resume`` see the same run. ``memory`` lives and dies with one
+process (tests). ``dynamodb`` is DynamoDB + S3 + SQS, on AWS or an emulator.
 
 Region and endpoint come from the standard AWS variables (``AWS_REGION``,
 ``AWS_ENDPOINT_URL``...), so pointing at a local emulator needs no code.
@@ -28,6 +36,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pflambda import limits
@@ -41,7 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Settings"]
 
-_BACKENDS = ("memory", "dynamodb")
+_BACKENDS = ("sqlite", "memory", "dynamodb")
+DB_FILE = "pflambda.db"
+"""The embedded database's file name, inside ``PFLAMBDA_DIR``."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -58,7 +69,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     """What the environment says; ``build_*`` make the ports it names (once each)."""
 
-    backend: str = "memory"
+    backend: str = "sqlite"
     table: str = "pflambda-runs"
     bucket: str = "pflambda-state"
     queue_name: str = "pflambda-work"
@@ -67,13 +78,15 @@ class Settings:
     ttl_days: int = limits.DEFAULT_RUN_TTL_DAYS
     allow_private_push: bool = False
     """Let push notifications go to http and private addresses (local development)."""
+    directory: str = ".pflambda"
+    """Where the ``sqlite`` backend keeps its database and blobs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the ``PFLAMBDA_*`` variables (see the module docstring)."""
         env = os.environ if env is None else env
         on_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
-        backend = env.get("PFLAMBDA_STORE") or ("dynamodb" if on_lambda else "memory")
+        backend = env.get("PFLAMBDA_STORE") or ("dynamodb" if on_lambda else "sqlite")
         if backend not in _BACKENDS:
             raise ConfigError(
                 f"PFLAMBDA_STORE must be one of {', '.join(_BACKENDS)}, got {backend!r}"
@@ -84,6 +97,7 @@ class Settings:
             raise ConfigError("PFLAMBDA_MARGIN_MS must be >= 0 and PFLAMBDA_TTL_DAYS > 0")
         return cls(
             backend=backend,
+            directory=env.get("PFLAMBDA_DIR") or cls.directory,
             table=env.get("PFLAMBDA_TABLE") or cls.table,
             bucket=env.get("PFLAMBDA_BUCKET") or cls.bucket,
             queue_name=env.get("PFLAMBDA_QUEUE") or cls.queue_name,
@@ -107,11 +121,26 @@ class Settings:
         )
         return install(engine)
 
+    @property
+    def home(self) -> Path:
+        """The ``sqlite`` backend's directory, made absolute (from the working directory)."""
+        return Path(self.directory).expanduser().resolve()
+
+    def describe(self) -> str:
+        """Where runs live, in a few words (banners and ``--help`` say it)."""
+        if self.backend == "sqlite":
+            return f"{self.home / DB_FILE} (embedded SQLite)"
+        if self.backend == "memory":
+            return "this process's memory (gone when it exits)"
+        return f"DynamoDB table {self.table!r}, S3 bucket {self.bucket!r}"
+
     @cached_property
     def ports(self) -> Ports:
         """The store, blob store and queue, built once per Settings object."""
         if self.backend == "memory":
             return _memory_ports()
+        if self.backend == "sqlite":
+            return _sqlite_ports(self)
         return _aws_ports(self)
 
 
@@ -139,6 +168,27 @@ def _memory_ports() -> Ports:
     return _MEMORY
 
 
+_SQLITE: dict[tuple[Path, str], Ports] = {}
+
+
+def _sqlite_ports(settings: Settings) -> Ports:
+    """One set of embedded ports per directory and queue per process (one connection
+    per thread each), however many Settings objects name them."""
+    from pflambda.blobs.disk import DiskBlobStore
+    from pflambda.queues.sqlite import SQLiteQueue
+    from pflambda.stores.sqlite import SQLiteStore
+
+    root = settings.home
+    key = (root, settings.queue_name)
+    if key not in _SQLITE:
+        _SQLITE[key] = Ports(
+            SQLiteStore(root / DB_FILE),
+            DiskBlobStore(root / "blobs"),
+            SQLiteQueue(root / DB_FILE, settings.queue_name),
+        )
+    return _SQLITE[key]
+
+
 def _aws_ports(settings: Settings) -> Ports:
     from pflambda.aws.clients import client
     from pflambda.blobs.s3 import S3BlobStore
@@ -162,6 +212,12 @@ def _aws_ports(settings: Settings) -> Ports:
 
 
 def reset_memory_ports() -> None:
-    """Forget the process's memory ports (tests)."""
+    """Forget the process's memory ports, and close its embedded ones (tests)."""
     global _MEMORY
     _MEMORY = None
+    for ports in _SQLITE.values():
+        for port in (ports.store, ports.queue):
+            close = getattr(port, "close", None)
+            if close is not None:
+                close()
+    _SQLITE.clear()

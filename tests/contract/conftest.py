@@ -1,8 +1,9 @@
-"""Fixtures that hold every port implementation to one contract: memory and moto.
+"""Fixtures that hold every port implementation to one contract: memory, sqlite and moto.
 
-``store``, ``blobs`` and ``queue`` are parametrized over ``["memory", "moto"]``; the moto
-ones run in-process under ``moto.mock_aws()`` with fake credentials, and every
-DynamoDB client they hand out refuses to Scan.
+``store``, ``blobs`` and ``queue`` are parametrized over ``["memory", "sqlite", "moto"]``;
+the sqlite ones live in a fresh file in ``tmp_path``; the moto ones run in-process under
+``moto.mock_aws()`` with fake credentials, and every DynamoDB client they hand out
+refuses to Scan.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,15 +21,18 @@ from moto import mock_aws
 
 from pflambda.aws.clients import client, reset_clients
 from pflambda.blobs.base import BlobStore
+from pflambda.blobs.disk import DiskBlobStore
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.blobs.s3 import S3BlobStore, create_bucket
 from pflambda.clock import FakeClock
 from pflambda.queues.base import Queue
 from pflambda.queues.memory import MemoryQueue
+from pflambda.queues.sqlite import SQLiteQueue
 from pflambda.queues.sqs import SQSQueue, create_queue
 from pflambda.stores.base import Store
 from pflambda.stores.dynamodb import DynamoDBStore, create_table
 from pflambda.stores.memory import MemoryStore
+from pflambda.stores.sqlite import SQLiteStore
 
 TABLE = "pflambda-contract"
 BUCKET = "pflambda-contract-state"
@@ -35,7 +40,7 @@ QUEUE = "pflambda-contract-work"
 MAX_RECEIVES = 3
 """Deliveries before a message goes to the dead-letter queue, in every queue fixture."""
 
-IMPLEMENTATIONS = ["memory", "moto"]
+IMPLEMENTATIONS = ["memory", "sqlite", "moto"]
 
 _AWS_VARS_TO_CLEAR = (
     "AWS_ENDPOINT_URL",
@@ -123,11 +128,21 @@ def dynamo(aws: None) -> DynamoKit:
     return DynamoKit(DynamoDBStore(TABLE, dynamodb), dynamodb)
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """A SQLite store in a fresh file, closed afterwards."""
+    store = SQLiteStore(tmp_path / "pflambda.db")
+    yield store
+    store.close()
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def store(request: pytest.FixtureRequest) -> Store:
     """Every Store implementation, fresh and empty."""
     if request.param == "memory":
         return MemoryStore()
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_store")
     kit: DynamoKit = request.getfixturevalue("dynamo")
     return kit.store
 
@@ -153,6 +168,8 @@ def blobs(request: pytest.FixtureRequest) -> BlobStore:
     """Every BlobStore implementation, fresh and empty."""
     if request.param == "memory":
         return MemoryBlobStore()
+    if request.param == "sqlite":
+        return DiskBlobStore(request.getfixturevalue("tmp_path") / "blobs")
     kit: S3Kit = request.getfixturevalue("s3")
     return kit.blobs
 
@@ -186,6 +203,20 @@ def sqs(aws: None) -> QueueKit:
     )
 
 
+@pytest.fixture
+def sqlite_queue(tmp_path: Path) -> Iterator[QueueKit]:
+    """A work queue and its DLQ in a fresh SQLite file, on a fake clock."""
+    clock = FakeClock()
+    path = tmp_path / "queue.db"
+    dead_letter = SQLiteQueue(path, "work-dlq", clock=clock)
+    queue = SQLiteQueue(
+        path, "work", clock=clock, max_receives=MAX_RECEIVES, dead_letter="work-dlq"
+    )
+    yield QueueKit(queue, dead_letter, lambda: queue.send_calls, clock.advance)
+    queue.db.close()
+    dead_letter.db.close()
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def queue_kit(request: pytest.FixtureRequest) -> QueueKit:
     """Every Queue implementation, with its dead-letter queue and controls."""
@@ -194,6 +225,8 @@ def queue_kit(request: pytest.FixtureRequest) -> QueueKit:
         dead_letter = MemoryQueue(clock)
         queue = MemoryQueue(clock, max_receives=MAX_RECEIVES, dead_letter=dead_letter)
         return QueueKit(queue, dead_letter, lambda: queue.send_calls, clock.advance)
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_queue")
     kit: QueueKit = request.getfixturevalue("sqs")
     return kit
 

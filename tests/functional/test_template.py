@@ -140,6 +140,7 @@ OPTIONAL_ENV = {
 LOCAL_ONLY_ENV = {
     "PFLAMBDA_ALLOW_PRIVATE_PUSH": "lets push notifications reach private addresses",
     "PFLAMBDA_TOKEN": "a plain-text token: on AWS tokens come from Secrets Manager",
+    "PFLAMBDA_DIR": "the embedded SQLite store's directory: Lambda uses DynamoDB",
 }
 """Variables for local development that must never be set on AWS."""
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from pflambda.aws.config import Settings
+from pflambda.aws.config import Settings, reset_memory_ports
+from pflambda.blobs.disk import DiskBlobStore
 from pflambda.errors import ConfigError
+from pflambda.queues.sqlite import SQLiteQueue
+from pflambda.stores.sqlite import SQLiteStore
 
 
 def test_defaults_outside_and_on_lambda() -> None:
-    assert Settings.from_env({}).backend == "memory"
+    assert Settings.from_env({}).backend == "sqlite"
     on_lambda = Settings.from_env({"AWS_LAMBDA_FUNCTION_NAME": "f"})
     assert on_lambda.backend == "dynamodb"
     assert (on_lambda.table, on_lambda.bucket, on_lambda.queue_name) == (
@@ -39,7 +44,7 @@ def test_values_from_the_environment() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"PFLAMBDA_STORE": "redis"}, "PFLAMBDA_STORE must be one of memory, dynamodb"),
+        ({"PFLAMBDA_STORE": "redis"}, "PFLAMBDA_STORE must be one of sqlite, memory, dynamodb"),
         ({"PFLAMBDA_MARGIN_MS": "soon"}, "PFLAMBDA_MARGIN_MS must be a whole number"),
         ({"PFLAMBDA_TTL_DAYS": "0"}, "PFLAMBDA_TTL_DAYS > 0"),
     ],
@@ -47,3 +52,43 @@ def test_values_from_the_environment() -> None:
 def test_bad_values_are_clear_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_the_embedded_default_lives_in_dot_pflambda_of_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.home == tmp_path / ".pflambda"
+    assert settings.describe() == f"{tmp_path / '.pflambda' / 'pflambda.db'} (embedded SQLite)"
+    moved = Settings.from_env({"PFLAMBDA_DIR": str(tmp_path / "elsewhere")})
+    assert moved.home == tmp_path / "elsewhere"
+
+
+def test_embedded_ports_are_shared_per_directory_and_persist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    reset_memory_ports()
+    try:
+        ports = Settings.from_env({}).ports
+        assert isinstance(ports.store, SQLiteStore)
+        assert isinstance(ports.blobs, DiskBlobStore)
+        assert isinstance(ports.queue, SQLiteQueue)
+        assert Settings.from_env({}).ports is ports
+        flow = "tests.flows.sample:big_state"  # ~200 KB a step: values go to blobs
+        outcome = Settings.from_env({}).engine().start(flow, {"limit": 3})
+        assert outcome.status == "completed"
+        reset_memory_ports()  # as if a new process: nothing cached, everything reopened
+        shared, _, seq = Settings.from_env({}).engine().state(outcome.run_id)
+        assert (shared, seq) == (outcome.shared, outcome.seq)
+        assert any((tmp_path / ".pflambda" / "blobs").rglob("*"))
+    finally:
+        reset_memory_ports()
+
+
+def test_memory_ports_describe_themselves() -> None:
+    assert "memory" in Settings.from_env({"PFLAMBDA_STORE": "memory"}).describe()
+    assert (
+        "'t'" in Settings.from_env({"PFLAMBDA_STORE": "dynamodb", "PFLAMBDA_TABLE": "t"}).describe()
+    )

@@ -1,0 +1,329 @@
+"""SQLiteStore: runs and checkpoints in an embedded SQLite file, shared between processes.
+
+The default store outside Lambda (see :mod:`pflambda.aws.config`). It keeps the very
+items the DynamoDB store writes (see :mod:`pflambda.stores._item`), as JSON, so every
+record that is too large or not storable fails here as it would on AWS; a binary ``body``
+lives in a BLOB column beside its item. Each rule of the Store protocol is one SQL
+statement or one ``BEGIN IMMEDIATE`` transaction (:mod:`pflambda.embedded`), so two
+processes racing on a run behave as two Lambdas racing on DynamoDB: a primary key is the
+``attribute_not_exists`` condition, a transaction is the condition expression.
+
+Unlike DynamoDB, nothing expires: ``expires_at`` is stored and returned, never enforced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any, Final
+
+from pflambda.embedded import Database
+from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
+from pflambda.stores._fanout_items import (
+    chunk_from_item,
+    chunk_item,
+    fanout_from_item,
+    fanout_item,
+    not_found,
+    out_of_range,
+)
+from pflambda.stores._item import (
+    Item,
+    check_size,
+    checkpoint_from_item,
+    checkpoint_item,
+    info_from_item,
+    refused,
+    run_from_item,
+    run_item,
+    update_values,
+)
+from pflambda.stores.base import (
+    Checkpoint,
+    CheckpointInfo,
+    FanOut,
+    Page,
+    RunRecord,
+    RunStatus,
+)
+from pflambda.stores.memory import _decode_token, _encode_token
+
+__all__ = ["SCHEMA", "SQLiteStore"]
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        sort_key TEXT NOT NULL,
+        context_id TEXT,
+        owner TEXT,
+        item TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (sort_key)",
+    "CREATE INDEX IF NOT EXISTS runs_by_context ON runs (context_id, sort_key)",
+    "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, sort_key)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        snapshot INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS snapshots ON checkpoints (run_id, snapshot, seq)",
+    """CREATE TABLE IF NOT EXISTS fanouts (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        chunk INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (run_id, seq, chunk)
+    ) WITHOUT ROWID""",
+)
+"""The store's tables: one row per DynamoDB item, keyed as the item is."""
+
+
+class SQLiteStore:
+    """A :class:`~pflambda.stores.base.Store` in a SQLite file; safe across threads and
+    processes (WAL mode, a busy timeout, write transactions that lock up front)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float | None = None) -> None:
+        extra = {} if timeout is None else {"timeout": timeout}
+        self.db = Database(path, SCHEMA, **extra)
+
+    def close(self) -> None:
+        """Close this process's connections to the file."""
+        self.db.close()
+
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    "INSERT INTO runs (run_id, sort_key, context_id, owner, item) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (record.run_id, *_index(item), _dump(item)),
+                )
+        except sqlite3.IntegrityError:
+            raise RunExists(f"run {record.run_id} already exists") from None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run's record; :class:`~pflambda.errors.RunNotFound` if there is none."""
+        with self.db.errors():
+            row = self._read("SELECT item FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id}")
+        return run_from_item(json.loads(row[0]))
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        """Change the named fields (``None`` removes one), if the status is as expected."""
+        values = update_values(changes)
+        with self.db.write() as conn:
+            row = conn.execute("SELECT item FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id}")
+            item: Item = json.loads(row[0])
+            status = RunStatus(item["status"]["S"])
+            if expect_status is not None and status not in expect_status:
+                raise refused(run_id, status, expect_status)
+            for attr, value in values.items():
+                if value is None:
+                    item.pop(attr, None)
+                else:
+                    item[attr] = value
+            check_size(item, f"run {run_id}")
+            conn.execute(
+                "UPDATE runs SET sort_key = ?, context_id = ?, owner = ?, item = ? "
+                "WHERE run_id = ?",
+                (*_index(item), _dump(item), run_id),
+            )
+        return run_from_item(item)
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
+        item = checkpoint_item(checkpoint)
+        check_size(item, f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}")
+        body = item.pop("body")["B"]
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    "INSERT INTO checkpoints (run_id, seq, snapshot, item, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (checkpoint.run_id, checkpoint.seq, checkpoint.snapshot, _dump(item), body),
+                )
+        except sqlite3.IntegrityError:
+            raise CheckpointConflict(
+                f"run {checkpoint.run_id} already has checkpoint {checkpoint.seq}"
+            ) from None
+
+    def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
+        """The latest snapshot at or before ``at`` and the checkpoints after it: one query."""
+        top = (1 << 62) if at is None else at
+        with self.db.errors():
+            rows = self._read(
+                "SELECT item, body FROM checkpoints WHERE run_id = ?1 AND seq <= ?2 AND seq >= "
+                "COALESCE((SELECT max(seq) FROM checkpoints "
+                "WHERE run_id = ?1 AND snapshot = 1 AND seq <= ?2), 0) ORDER BY seq",
+                (run_id, top),
+            ).fetchall()
+        return [checkpoint_from_item(run_id, _with_body(item, body)) for item, body in rows]
+
+    def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
+        """Every checkpoint with ``seq > after``, oldest first, without bodies."""
+        with self.db.errors():
+            rows = self._read(
+                "SELECT item FROM checkpoints WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, after),
+            ).fetchall()
+        return iter([info_from_item(json.loads(item)) for (item,) in rows])
+
+    def list_runs(
+        self,
+        *,
+        limit: int = 50,
+        next_token: str | None = None,
+        context_id: str | None = None,
+        owner: str | None = None,
+    ) -> Page:
+        """Runs, newest first (by creation time, then id), through an index."""
+        if limit < 1:
+            raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
+        where, args = ["1 = 1"], []
+        for column, value in (
+            ("sort_key <", _decode_token(next_token)),
+            ("context_id =", context_id),
+            ("owner =", owner),
+        ):
+            if value is not None:
+                where.append(f"{column} ?")
+                args.append(value)
+        with self.db.errors():
+            rows = self._read(
+                f"SELECT sort_key, item FROM runs WHERE {' AND '.join(where)} "
+                "ORDER BY sort_key DESC LIMIT ?",
+                (*args, limit + 1),
+            ).fetchall()
+        page = rows[:limit]
+        token = _encode_token(page[-1][0]) if len(rows) > limit else None
+        return Page([run_from_item(json.loads(item)) for _, item in page], token)
+
+    def create_fanout(self, fanout: FanOut) -> FanOut:
+        """Store a fan-out header, or return the one already stored for its step."""
+        item = fanout_item(fanout)
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO fanouts (run_id, seq, item) VALUES (?, ?, ?)",
+                (fanout.run_id, fanout.seq, _dump(item)),
+            )
+            (stored,) = conn.execute(
+                "SELECT item FROM fanouts WHERE run_id = ? AND seq = ?",
+                (fanout.run_id, fanout.seq),
+            ).fetchone()
+        return fanout_from_item(json.loads(stored))
+
+    def get_fanout(self, run_id: str, seq: int) -> FanOut:
+        """The header; :class:`~pflambda.stores.base.FanOutNotFound` if none."""
+        with self.db.errors():
+            row = self._read(
+                "SELECT item FROM fanouts WHERE run_id = ? AND seq = ?", (run_id, seq)
+            ).fetchone()
+        if row is None:
+            raise not_found(run_id, seq)
+        return fanout_from_item(json.loads(row[0]))
+
+    def record_chunk(
+        self, run_id: str, seq: int, chunk: int, body: bytes, *, expires_at: int | None = None
+    ) -> bool:
+        """Store the chunk and count it done in one transaction; False for a duplicate."""
+        item = chunk_item(run_id, seq, chunk, body, expires_at)
+        data = item.pop("body")["B"]
+        with self.db.write() as conn:
+            header = _fanout_row(conn, run_id, seq)
+            chunks = int(header["chunks"]["N"])
+            if chunk >= chunks:
+                raise out_of_range(run_id, seq, chunk, chunks)
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO chunks (run_id, seq, chunk, item, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, seq, chunk, _dump(item), data),
+            ).rowcount
+            if not inserted:
+                return False
+            header["done"] = {"N": str(int(header["done"]["N"]) + 1)}
+            _save_fanout(conn, run_id, seq, header)
+        return True
+
+    def claim_fanin(self, run_id: str, seq: int) -> bool:
+        """True for the first caller once every chunk is done; False otherwise."""
+        with self.db.write() as conn:
+            header = _fanout_row(conn, run_id, seq)
+            finished = int(header["done"]["N"]) == int(header["chunks"]["N"])
+            if header["claimed"]["BOOL"] or not finished:
+                return False
+            header["claimed"] = {"BOOL": True}
+            _save_fanout(conn, run_id, seq, header)
+        return True
+
+    def load_chunks(self, run_id: str, seq: int) -> list[tuple[int, bytes]]:
+        """Every recorded chunk as ``(chunk, body)``, in chunk order."""
+        with self.db.errors():
+            rows = self._read(
+                "SELECT item, body FROM chunks WHERE run_id = ? AND seq = ? ORDER BY chunk",
+                (run_id, seq),
+            ).fetchall()
+        return [chunk_from_item(_with_body(item, body)) for item, body in rows]
+
+    def _read(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        return self.db.connection().execute(sql, args)
+
+
+def _dump(item: Item) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+
+
+def _with_body(item: str, body: bytes) -> Item:
+    loaded: Item = json.loads(item)
+    loaded["body"] = {"B": bytes(body)}
+    return loaded
+
+
+def _index(item: Item) -> tuple[str, str | None, str | None]:
+    """The run's index columns: list order, context and owner."""
+    context = item.get("context_id")
+    owner = item.get("owner")
+    return (
+        item["gsi1sk"]["S"],
+        None if context is None else context["S"],
+        None if owner is None else owner["S"],
+    )
+
+
+def _fanout_row(conn: sqlite3.Connection, run_id: str, seq: int) -> Item:
+    row = conn.execute(
+        "SELECT item FROM fanouts WHERE run_id = ? AND seq = ?", (run_id, seq)
+    ).fetchone()
+    if row is None:
+        raise not_found(run_id, seq)
+    header: Item = json.loads(row[0])
+    return header
+
+
+def _save_fanout(conn: sqlite3.Connection, run_id: str, seq: int, header: Item) -> None:
+    conn.execute(
+        "UPDATE fanouts SET item = ? WHERE run_id = ? AND seq = ?", (_dump(header), run_id, seq)
+    )
