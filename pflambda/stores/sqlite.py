@@ -192,6 +192,15 @@ class SQLiteStore:
             ).fetchall()
         return iter([info_from_item(json.loads(item)) for (item,) in rows])
 
+    def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
+        """The newest checkpoint without its body; ``None`` if the run has none."""
+        with self.db.errors():
+            row = self._read(
+                "SELECT item FROM checkpoints WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+        return None if row is None else info_from_item(json.loads(row[0]))
+
     def list_runs(
         self,
         *,
