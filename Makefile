@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit local bench clean sam sam-build sam-check bundle-test
+.PHONY: install test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test
 
 # aws-sam-cli pins its own boto3, so it lives in a venv of its own.
 SAM_VENV    ?= .sam-venv
@@ -38,6 +38,10 @@ unit: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# Nightly-style: every hypothesis test with fresh random seeds and 20x the examples (tests/conftest.py).
+test-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q -n 2 --dist loadgroup -m hypothesis
 
 local: $(STAMP)
 	$(BIN)/pflambda local --host 127.0.0.1 --port 8080

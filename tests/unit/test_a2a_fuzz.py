@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pflambda.a2a.dispatcher import METHODS
+from tests.budget import examples
 from tests.unit.test_a2a_dispatcher import make_agent, request
 
 AGENT = make_agent()
@@ -96,7 +97,7 @@ headers = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=bodies, hdrs=headers)
 def test_dispatcher_never_raises_and_rejected_calls_store_nothing(
     body: bytes, hdrs: dict[str, str]
@@ -120,7 +121,7 @@ def test_dispatcher_never_raises_and_rejected_calls_store_nothing(
                 assert "jsonrpc" in json.loads(frame[len("data: ") :])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(text=st.text(min_size=1) | huge, version=st.sampled_from(["1.0", "0.3"]))
 def test_any_text_round_trips_through_a_real_task(text: str, version: str) -> None:
     if version == "1.0":

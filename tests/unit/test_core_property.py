@@ -28,6 +28,7 @@ import pocketflow
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.budget import examples
 from tests.unit.core_impls import IMPLS, observe
 
 BUDGET = 25
@@ -43,10 +44,9 @@ SYNC_FLOWS = ["flow", "batchflow"]
 ASYNC_FLOWS = ["asyncflow", "asyncbatchflow", "asyncparbatchflow", "flow", "batchflow"]
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=False,
 )
 
 
@@ -401,13 +401,13 @@ def test_random_sync_graphs_match(spec: dict[str, Any]) -> None:
     assert_same_everywhere(spec, is_async=False)
 
 
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=examples(100))
 @given(spec=top_spec(is_async=True))
 def test_random_async_graphs_match(spec: dict[str, Any]) -> None:
     assert_same_everywhere(spec, is_async=True)
 
 
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=examples(100))
 @given(
     script=st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=6),
     k=st.integers(2, 8),
