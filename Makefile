@@ -18,9 +18,10 @@ PY312       ?= $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)
 LAMBDA_PIP  ?= $(PYTHON) -m pip
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): pflambda and its development tools (about a minute the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -43,8 +44,9 @@ test: lint typecheck
 test-deep: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q -n 2 --dist loadgroup -m hypothesis
 
+PORT ?= 8080
 local: $(STAMP)
-	$(BIN)/pflambda local --host 127.0.0.1 --port 8080
+	$(BIN)/pflambda local --host 127.0.0.1 --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core_overhead.py

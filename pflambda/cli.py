@@ -4,13 +4,18 @@ Exit codes are the contract scripts and tests rely on:
 
 ====  ==============================================================
 0     the run completed (or the command succeeded)
-1     the run failed (the reason is on stderr)
-2     bad usage or configuration
+1     the run failed, or the command did (the reason is on stderr)
+2     bad usage or configuration: a wrong argument or variable, a
+      missing table/bucket/queue, credentials AWS does not accept
 3     the run is paused, waiting for input (``resume --reply``)
 4     the run was cancelled
 5     the run stopped but is still running (deadline, step budget, or
       another invocation owns it)
+6     nothing answers at the AWS endpoint (is the emulator running?)
+130   interrupted (Ctrl-C)
 ====  ==============================================================
+
+Errors are one line and a hint on stderr; ``--verbose`` adds tracebacks and request logs.
 
 Progress goes to stderr, one line per committed node; the last line on stdout of
 ``run``/``resume``/``fork`` is JSON: ``{"run_id", "status", "seq", "shared"}``, with
@@ -30,30 +35,71 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pflambda.errors import ConfigError, PflambdaError
-from pflambda.graph import GraphError
+from pflambda.terminal import report_error, setup_logging
 
 __all__ = ["main"]
 
 EXIT = {"completed": 0, "failed": 1, "paused": 3, "cancelled": 4, "running": 5}
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _epilog() -> str:
+    start = __doc__.index("Exit codes")
+    table = __doc__[start : __doc__.index("Progress goes")].replace("``", "")
+    return table.strip()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"pflambda {version('pflambda')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from pflambda import __version__
+
+        return f"pflambda {__version__}"
+
+
+class _Command(argparse.ArgumentParser):
+    """A subcommand's parser: every subcommand takes ``--verbose``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "-v", "--verbose", action="store_true", help="log details: tracebacks, request logs"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pflambda", description=__doc__.splitlines()[0].replace("``", "")
+        prog="pflambda",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
 
     run = sub.add_parser("run", help="run a flow durably: pflambda run MODULE:FACTORY")
     run.add_argument("flow", help="the flow factory, as package.module:factory")
     run.add_argument("--shared", default="{}", help="initial shared state as a JSON object")
     run.add_argument("--run-id", help="the run's id (default: a new uuid)")
-    run.add_argument("--max-steps", type=int, help="stop after this many nodes")
+    run.add_argument("--max-steps", type=_positive, help="stop after this many nodes")
 
     resume = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     resume.add_argument("run_id")
     resume.add_argument("--reply", help="the answer to a paused run's question")
-    resume.add_argument("--max-steps", type=int, help="stop after this many nodes")
+    resume.add_argument("--max-steps", type=_positive, help="stop after this many nodes")
     resume.add_argument(
         "--allow-changed-flow", action="store_true", help="resume even if the flow changed shape"
     )
@@ -64,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     listing = runs_sub.add_parser("list", help="runs, newest first")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--limit", type=_positive, default=20)
     show = runs_sub.add_parser("show", help="a run's timeline of checkpoints")
     show.add_argument("run_id")
 
@@ -106,15 +152,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pflambda`` console script."""
     args = _parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    setup_logging(verbose, level=logging.INFO if args.command == "local" else logging.WARNING)
     if os.getcwd() not in sys.path:  # flows and handlers are found from where you run it
         sys.path.insert(0, os.getcwd())
     try:
         return int(_COMMANDS[args.command](args))
-    except (PflambdaError, GraphError) as exc:
-        print(f"pflambda: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError | GraphError) else 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if verbose:
+            logging.getLogger("pflambda.cli").exception("%s failed", args.command)
+        return report_error(exc)
 
 
 def _engine() -> Any:
@@ -257,8 +306,6 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 def _cmd_local(args: argparse.Namespace) -> int:
     from pflambda.local.session import start_local
 
-    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("pflambda").setLevel(logging.INFO)  # requests, worker batches
     session = start_local(args.host, args.port, endpoint_url=args.endpoint_url)
     try:
         print(session.banner(), flush=True)

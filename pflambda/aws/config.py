@@ -195,12 +195,14 @@ def _aws_ports(settings: Settings) -> Ports:
     from pflambda.queues.sqs import SQSQueue
     from pflambda.stores.dynamodb import DynamoDBStore
 
+    from botocore.exceptions import ClientError
+
     sqs = client("sqs")
     url = settings.queue_url
     if url is None:
         try:
             url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-        except Exception as exc:
+        except ClientError as exc:  # not a network failure: that is no fault of the queue's
             raise ConfigError(
                 f"cannot find SQS queue {settings.queue_name!r} (set PFLAMBDA_QUEUE_URL): {exc}"
             ) from exc

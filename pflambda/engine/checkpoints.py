@@ -90,8 +90,7 @@ def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
         if not allow_changed_flow:
             raise FingerprintMismatch(
                 f"flow {record.flow} changed shape since run {record.run_id} started "
-                f"({record.fingerprint} -> {graph.fingerprint()}); "
-                "resume with allow_changed_flow to continue anyway"
+                f"({record.fingerprint} -> {graph.fingerprint()})"
             )
         record = engine.store.update_run(record.run_id, {"fingerprint": graph.fingerprint()})
     ckpts = engine.store.load_checkpoints(record.run_id)

@@ -226,8 +226,10 @@ def _run_sync(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise RuntimeError(
-        "Engine.start/resume cannot run inside an event loop: await start_async/resume_async"
-    )
+        pass  # no loop: run here, outside this handler, so errors do not chain onto it
+    else:
+        coro.close()
+        raise RuntimeError(
+            "Engine.start/resume cannot run inside an event loop: await start_async/resume_async"
+        )
+    return asyncio.run(coro)

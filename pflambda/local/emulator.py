@@ -18,7 +18,7 @@ from typing import Any
 from pflambda.aws.config import Settings
 from pflambda.errors import ConfigError
 
-__all__ = ["Emulator", "free_port", "running_emulator"]
+__all__ = ["Emulator", "free_port", "refuse_busy", "running_emulator"]
 
 REGION = "us-east-1"
 """The region the emulator pretends to be."""
@@ -30,6 +30,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def refuse_busy(host: str, port: int) -> None:
+    """:class:`ConfigError` if something already listens on ``host:port``."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another program uses it; "
+                "stop it, or pass --port with a free port"
+            ) from None
 
 
 @dataclass
@@ -76,6 +89,8 @@ def start_emulator(
     from pflambda.stores.dynamodb import create_table
 
     settings = settings or Settings(backend="dynamodb")
+    if port:
+        refuse_busy(host, port)
     port = port or free_port(host)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
