@@ -190,12 +190,12 @@ def _sqlite_ports(settings: Settings) -> Ports:
 
 
 def _aws_ports(settings: Settings) -> Ports:
+    from botocore.exceptions import ClientError
+
     from pflambda.aws.clients import client
     from pflambda.blobs.s3 import S3BlobStore
     from pflambda.queues.sqs import SQSQueue
     from pflambda.stores.dynamodb import DynamoDBStore
-
-    from botocore.exceptions import ClientError
 
     sqs = client("sqs")
     url = settings.queue_url

@@ -31,4 +31,5 @@ def test_make_local_takes_a_port() -> None:
 
 def test_make_test_deep_runs_the_property_tests_with_the_deep_profile() -> None:
     recipe = dry_run("test-deep")
-    assert "HYPOTHESIS_PROFILE=deep" in recipe and "-m hypothesis" in recipe
+    assert "HYPOTHESIS_PROFILE=deep" in recipe
+    assert "-m hypothesis" in recipe

@@ -19,12 +19,15 @@ def test_the_default_profile_is_derandomized_with_no_example_database() -> None:
 
 def test_ci_draws_the_same_examples_every_run() -> None:
     ci = settings.get_profile("ci")
-    assert ci.derandomize and ci.database is None and ci.max_examples == CI_EXAMPLES
+    assert ci.derandomize
+    assert ci.database is None
+    assert ci.max_examples == CI_EXAMPLES
 
 
 def test_deep_draws_fresh_examples_and_many_more() -> None:
     deep = settings.get_profile("deep")
-    assert not deep.derandomize and deep.database is None
+    assert not deep.derandomize
+    assert deep.database is None
     assert deep.max_examples == DEEP_EXAMPLES > CI_EXAMPLES
 
 
