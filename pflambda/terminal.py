@@ -67,7 +67,7 @@ class _OneLine(logging.Formatter):
 
 def _not_the_outcome(record: logging.LogRecord) -> bool:
     """Drop the engine's 'run ... failed' record: the command prints the outcome itself."""
-    return not (record.name == "pflambda.engine" and str(record.msg).startswith("run %s failed"))
+    return not str(record.msg).startswith("run %s failed")
 
 
 def setup_logging(verbose: bool, *, level: int = logging.WARNING) -> None:
