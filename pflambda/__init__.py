@@ -19,6 +19,7 @@ from pflambda.core import (
     Node,
 )
 from pflambda.errors import InputRequired
+from pflambda.runcontext import NoRunContext, RunContext, current_run, maybe_current_run
 
 __version__ = "0.1.0"
 
@@ -55,7 +56,11 @@ __all__ = [
     "Engine",
     "Flow",
     "InputRequired",
+    "NoRunContext",
     "Node",
+    "RunContext",
     "Skill",
     "__version__",
+    "current_run",
+    "maybe_current_run",
 ]

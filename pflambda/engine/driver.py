@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pflambda import observe
+from pflambda import observe, runcontext
 from pflambda.engine import fanout, lifecycle
 from pflambda.engine.checkpoints import commit
 from pflambda.engine.cursor import Frame
@@ -58,7 +58,8 @@ async def _drive(
         position = live.cursor.position
         observe.update(step=live.seq + 1, node=position)
         try:
-            step = await live.stepper.step(live.cursor, live.shared)
+            with runcontext.running(_run_context(live, position)):
+                step = await live.stepper.step(live.cursor, live.shared)
         except InputRequired as ask:
             return lifecycle.pause(engine, live, ask)
         except FanInNotReady:
@@ -96,6 +97,18 @@ async def _drive(
             on_step(event)
         if step.finished:
             return lifecycle.finish(engine, live, step.result)
+
+
+def _run_context(live: Live, position: str | None) -> runcontext.RunContext:
+    """What :func:`pflambda.current_run` says while this step runs."""
+    record = live.record
+    return runcontext.RunContext(
+        run_id=record.run_id,
+        step=live.seq + 1,
+        node_id=position,
+        flow=record.flow,
+        **runcontext.a2a_ids(record.run_id, record.context_id, record.attrs),
+    )
 
 
 def _observe(engine: Engine, live: Live, event: StepEvent) -> None:

@@ -29,10 +29,10 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from pflambda import limits
+from pflambda import limits, runcontext
 from pflambda.engine import codec
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.stepper import kinds
@@ -192,8 +192,17 @@ def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -
     node = copy.copy(_GRAPHS.get(record.flow).node(message["node"]))
     node.set_params(codec.decode(message["params"]))
     values = [_item_value(engine, entry) for entry in items]
+    run = runcontext.RunContext(
+        run_id=run_id,
+        step=seq,
+        node_id=message["node"],
+        flow=record.flow,
+        delivery=receive_count,
+        _node=node,
+        **runcontext.a2a_ids(run_id, record.context_id, record.attrs),
+    )
     try:
-        results = _execute(node, values)
+        results = _execute(node, values, [replace(run, item=entry["i"]) for entry in items])
     except Exception as exc:
         index = items[0]["i"] if len(items) == 1 else f"{items[0]['i']}-{items[-1]['i']}"
         reason = f"node {message['node']!r} item {index} raised {type(exc).__name__}: {exc}"
@@ -256,19 +265,29 @@ def _item_value(engine: Engine, entry: dict[str, Any]) -> Any:
     return codec.decode(entry["v"])
 
 
-def _execute(node: Any, values: list[Any]) -> list[Any]:
-    """Each item's ``exec`` with the node's retries and fallback (not ``prep``/``post``)."""
+def _execute(node: Any, values: list[Any], runs: list[runcontext.RunContext]) -> list[Any]:
+    """Each item's ``exec`` with the node's retries and fallback (not ``prep``/``post``),
+    with :func:`pflambda.current_run` naming the item (``runs``, one per value)."""
     per_item = _per_item_exec(type(node))
     if per_item is None:
         raise TypeError(f"{type(node).__name__} is not a batch node")
     is_async, exec_one = per_item
     if not is_async:
-        return [exec_one(node, v) for v in values]
+        results = []
+        for value, run in zip(values, runs, strict=True):
+            with runcontext.running(run):
+                results.append(exec_one(node, value))
+        return results
+
+    async def one(value: Any, run: runcontext.RunContext) -> Any:
+        with runcontext.running(run):  # each gathered task has a context of its own
+            return await exec_one(node, value)
 
     async def run_all() -> list[Any]:
+        pairs = zip(values, runs, strict=True)
         if "AsyncParallelBatchNode" in kinds(type(node)):
-            return list(await asyncio.gather(*(exec_one(node, v) for v in values)))
-        return [await exec_one(node, v) for v in values]
+            return list(await asyncio.gather(*(one(v, r) for v, r in pairs)))
+        return [await one(v, r) for v, r in pairs]
 
     return asyncio.run(run_all())
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pflambda import runcontext
 from pflambda.engine.cursor import Cursor, Frame
 from pflambda.graph import Graph
 
@@ -204,6 +205,7 @@ class Stepper:
     async def _run_leaf(self, frame: Frame, node: Any, shared: dict[Any, Any]) -> Any:
         curr = copy.copy(node)
         curr.set_params(frame.params)
+        runcontext.at_node(frame.node_id, curr)
         in_async = _is_async(curr) and _is_async(self._flow(frame))
         if frame.pending is not None:
             action = await self._gather(frame, curr, shared, in_async)
