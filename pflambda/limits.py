@@ -43,3 +43,23 @@ hands the task to the worker (a node started later could outlive the request).""
 
 API_TIMEOUT_MS = 29_000
 """API Gateway's integration timeout."""
+
+MARKER_CANCEL = "cancel"
+"""The kind of step marker a cancel puts on a running run's next step."""
+
+LEASE_GRACE_SECONDS = 10.0
+"""A lease on Lambda ends this long after its invocation's own deadline."""
+
+LEASE_SECONDS = 60.0
+"""A lease outside Lambda (no deadline) lasts this long, renewed when half is gone."""
+
+QUEUED_LEASE_SECONDS = 900.0
+"""A run handed to the queue is the queue's for this long; past it the sweeper re-sends
+its continuation (a lost message). 900 s is SQS's longest delay."""
+
+VISIBILITY_GRACE_SECONDS = 15
+"""A worker hides its message until this long after its own deadline (past its lease's
+grace), so a crashed worker's message comes back as soon as its lease has lapsed."""
+
+SWEEP_EVERY_SECONDS = 60
+"""How often the sweeper looks for runs whose lease lapsed (the template's schedule)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
@@ -39,6 +40,11 @@ META: Final = "META"
 CKPT_PREFIX: Final = "CKPT#"
 RUNS_PARTITION: Final = "RUNS"
 """``gsi1pk`` of every run: ``gsi1`` lists all runs, newest first."""
+LEASE_PREFIX: Final = "LEASE#"
+LEASE_SHARDS: Final = 4
+"""Partitions of the sparse lease index (``gsi3``): the sweeper reads each one."""
+MARKER: Final = "marker"
+"""Attribute of a step item that only claims the step (a cancel), holding no checkpoint."""
 
 # RunRecord field -> (attribute name, kind). Kinds: str, float, int, bool, json, status.
 _RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
@@ -56,8 +62,21 @@ _RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "input_key": ("input_key", "str"),
     "expires_at": ("ttl", "int"),
     "attrs": ("attrs", "json"),
+    "lease_owner": ("lease_owner", "str"),
+    "lease_until": ("lease_until", "float"),
 }
-_NULLABLE: Final = frozenset({"owner", "context_id", "error", "prompt", "input_key", "expires_at"})
+_NULLABLE: Final = frozenset(
+    {
+        "owner",
+        "context_id",
+        "error",
+        "prompt",
+        "input_key",
+        "expires_at",
+        "lease_owner",
+        "lease_until",
+    }
+)
 
 
 def run_pk(run_id: str) -> str:
@@ -78,6 +97,23 @@ def context_pk(context_id: str) -> str:
 def list_sort_key(created_at: float, run_id: str) -> str:
     """``gsi1sk``: creation time as a fixed-width string, then the id; sorts like time."""
     return f"{max(created_at, 0.0):020.6f}#{run_id}"
+
+
+def lease_pk(run_id: str) -> str:
+    """``gsi3pk`` of a leased run: its shard of the lease index."""
+    return f"{LEASE_PREFIX}{zlib.crc32(run_id.encode()) % LEASE_SHARDS}"
+
+
+def lease_sk(until: float, run_id: str) -> str:
+    """``gsi3sk``: the lease's end as a fixed-width string, then the id; sorts like time."""
+    return f"{max(until, 0.0):020.6f}#{run_id}"
+
+
+def lease_index(run_id: str, until: float | None) -> dict[str, dict[str, Any] | None]:
+    """The lease index keys for a lease ending at ``until`` (``None``: out of the index)."""
+    if until is None:
+        return {"gsi3pk": None, "gsi3sk": None}
+    return {"gsi3pk": {"S": lease_pk(run_id)}, "gsi3sk": {"S": lease_sk(until, run_id)}}
 
 
 def run_key(run_id: str) -> Item:
@@ -127,6 +163,8 @@ def run_item(record: RunRecord) -> Item:
     item |= {"gsi1pk": {"S": RUNS_PARTITION}, "gsi1sk": sort_key}
     if record.context_id is not None:
         item["gsi2pk"] = {"S": context_pk(record.context_id)}
+    if record.lease_until is not None and record.status == RunStatus.RUNNING:
+        item |= {k: v for k, v in lease_index(record.run_id, record.lease_until).items() if v}
     return item
 
 
@@ -140,12 +178,21 @@ def run_from_item(item: Mapping[str, Any]) -> RunRecord:
     return RunRecord(**fields)
 
 
-def update_values(changes: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
-    """``update_run``'s changes as attribute -> new value (``None``: remove it)."""
+def update_values(run_id: str, changes: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """``update_run``'s changes as attribute -> new value (``None``: remove it).
+
+    The lease index follows the lease, and a status other than ``running`` drops the
+    lease (a finished, paused or failed run has nobody driving it)."""
     unknown = sorted(set(changes) - UPDATABLE)
     if unknown:
         raise ConfigError(f"update_run cannot change {', '.join(unknown)}")
+    changes = dict(changes)
+    status = changes.get("status")
+    if status is not None and RunStatus(status) != RunStatus.RUNNING:
+        changes |= {"lease_owner": None, "lease_until": None}
     values: dict[str, dict[str, Any] | None] = {}
+    if "lease_until" in changes:
+        values |= lease_index(run_id, changes["lease_until"])
     for name, value in changes.items():
         attr, kind = _RUN_FIELDS[name]
         if value is None and name not in _NULLABLE:
@@ -201,6 +248,24 @@ def checkpoint_from_item(run_id: str, item: Mapping[str, Any]) -> Checkpoint:
         retries=int(item["retries"]["N"]) if "retries" in item else 0,
         position=item["position"]["S"] if "position" in item else None,
     )
+
+
+def marker_item(run_id: str, seq: int, kind: str, expires_at: int | None) -> Item:
+    """A step item that holds no checkpoint, only claims step ``seq`` (e.g. a cancel)."""
+    item: Item = {
+        "pk": {"S": run_pk(run_id)},
+        "sk": {"S": checkpoint_sk(seq)},
+        "seq": {"N": str(seq)},
+        MARKER: {"S": kind},
+    }
+    if expires_at is not None:
+        item["ttl"] = {"N": str(expires_at)}
+    return item
+
+
+def is_marker(item: Mapping[str, Any]) -> bool:
+    """Whether a step item is a marker (see :func:`marker_item`), not a checkpoint."""
+    return MARKER in item
 
 
 def info_from_item(item: Mapping[str, Any]) -> CheckpointInfo:

@@ -13,6 +13,14 @@ implementation to:
 - Items larger than DynamoDB's 400 KB are refused with :class:`ItemTooLarge` by every
   store, the in-memory one included.
 - Listing runs never scans: it reads an index (newest first), optionally by context.
+- A running run carries a lease (``lease_owner`` + ``lease_until``): the invocation
+  that drives it, and until when. The lease is in a sparse index while it is set, so
+  :meth:`Store.list_stalled` finds the runs whose lease expired without reading any
+  healthy run. A status other than ``running`` drops the lease in the same write.
+- Starting a run (record + checkpoint 0) and committing a step together with a status
+  change are each one atomic write: both happen or neither.
+- Nothing refused changes anything: a refused conditional write leaves every item as
+  it was, and oversize items are refused whole before anything is written.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pflambda.errors import TerminalError
+from pflambda.errors import CheckpointConflict, TerminalError
 
 __all__ = [
     "TERMINAL",
@@ -31,6 +39,7 @@ __all__ = [
     "FanOut",
     "FanOutNotFound",
     "ItemTooLarge",
+    "LeaseHeld",
     "Page",
     "RunRecord",
     "RunStatus",
@@ -55,6 +64,10 @@ TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED
 
 class ItemTooLarge(TerminalError):
     """A record would exceed the store's item size limit."""
+
+
+class LeaseHeld(CheckpointConflict):
+    """Another invocation holds a live lease on the run: it drives it; stop, change nothing."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,15 @@ class RunRecord:
     """Epoch seconds after which the store may delete the run (DynamoDB TTL)."""
     attrs: Mapping[str, Any] = field(default_factory=dict)
     """Free JSON metadata for upper layers (e.g. the A2A task's history)."""
+    lease_owner: str | None = None
+    """Who drives the run now: an invocation, a queue message, or ``queued`` (any
+    continuation may take it over)."""
+    lease_until: float | None = None
+    """Epoch seconds when the lease lapses; past it, the sweeper continues the run."""
+
+    def leased(self, now: float) -> bool:
+        """Whether someone holds a live lease on the run at ``now``."""
+        return self.lease_until is not None and self.lease_until >= now
 
 
 UPDATABLE = frozenset(
@@ -95,6 +117,8 @@ UPDATABLE = frozenset(
         "expires_at",
         "attrs",
         "fingerprint",
+        "lease_owner",
+        "lease_until",
     }
 )
 """Fields ``update_run`` may change."""
@@ -181,6 +205,13 @@ class Store(Protocol):
         """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
         ...
 
+    def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
+        """Store a new run and its checkpoint 0 in ONE atomic write; both or neither.
+
+        :class:`~pflambda.errors.RunExists` if the id is taken (nothing is written).
+        """
+        ...
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run's record; :class:`~pflambda.errors.RunNotFound` if there is none."""
         ...
@@ -203,6 +234,53 @@ class Store(Protocol):
 
     def put_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
+        ...
+
+    def commit_step(
+        self,
+        checkpoint: Checkpoint,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus],
+    ) -> None:
+        """Commit a step and change the run's record in ONE atomic write; both or neither.
+
+        :class:`~pflambda.errors.CheckpointConflict` if the step exists,
+        :class:`~pflambda.errors.InvalidRunState` if the status is not one of
+        ``expect_status`` (the step then stays free), ``RunNotFound`` without a run.
+        """
+        ...
+
+    def acquire_lease(
+        self,
+        run_id: str,
+        owner: str,
+        until: float,
+        *,
+        now: float,
+        expect_status: Collection[RunStatus] = (RunStatus.RUNNING,),
+        takeover: Collection[str] = (),
+        changes: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """Lease the run to ``owner`` until ``until`` (plus ``changes``) in one conditional
+        write, and return the new record.
+
+        Granted when the status is one of ``expect_status`` and the run has no live
+        lease at ``now``, or the lease is ``owner``'s or one of ``takeover``'s.
+        Otherwise :class:`LeaseHeld` (naming the holder) or
+        :class:`~pflambda.errors.InvalidRunState`; nothing changes.
+        """
+        ...
+
+    def claim_step(self, run_id: str) -> int:
+        """Take the next free step number with a marker, so the run's driver cannot commit
+        it (its put conflicts) -- how a cancel reaches a running driver with no read
+        per step. Markers are invisible to loads and timelines. Returns the step."""
+        ...
+
+    def list_stalled(self, now: float, *, limit: int = 100) -> list[RunRecord]:
+        """Runs whose lease lapsed before ``now``, oldest lapse first, read from the
+        sparse lease index: the cost does not depend on how many runs are healthy."""
         ...
 
     def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:

@@ -15,8 +15,12 @@ pk                        sk                  holds
 
 ``gsi1`` (``gsi1pk`` = ``RUNS``, ``gsi1sk`` = created-at + ``#`` + id) lists all runs
 newest first; ``gsi2`` (``gsi2pk`` = ``CTX#<context id>``, same sort key ``gsi1sk``)
-lists one context's. ``ttl`` holds ``expires_at``. Every access is a GetItem, PutItem,
-UpdateItem, Query or (recording a chunk) TransactWriteItems: nothing here scans.
+lists one context's. ``gsi3`` is the sparse lease index: ``gsi3pk`` = ``LEASE#<shard>``,
+``gsi3sk`` = lease end + ``#`` + id, present only while a run is leased, so the sweeper
+reads only runs whose lease lapsed. A ``CKPT#`` item with a ``marker`` attribute only
+claims its step (a cancel): loads and timelines skip it. ``ttl`` holds ``expires_at``.
+Every access is a GetItem, PutItem, UpdateItem, Query or TransactWriteItems (starting a
+run, a step with a status change, recording a chunk): nothing here scans.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pflambda.errors import (
     RunExists,
     RunNotFound,
 )
-from pflambda.limits import SNAPSHOT_EVERY
+from pflambda.limits import MARKER_CANCEL, SNAPSHOT_EVERY
 from pflambda.stores._fanout_items import (
     cancelled,
     chunk_from_item,
@@ -54,6 +58,9 @@ from pflambda.stores._fanout_items import (
 )
 from pflambda.stores._item import (
     CKPT_PREFIX,
+    LEASE_PREFIX,
+    LEASE_SHARDS,
+    MARKER,
     RUNS_PARTITION,
     Item,
     check_size,
@@ -62,6 +69,9 @@ from pflambda.stores._item import (
     checkpoint_sk,
     context_pk,
     info_from_item,
+    is_marker,
+    lease_sk,
+    marker_item,
     refused,
     run_from_item,
     run_item,
@@ -74,6 +84,7 @@ from pflambda.stores.base import (
     CheckpointInfo,
     FanOut,
     ItemTooLarge,
+    LeaseHeld,
     Page,
     RunRecord,
     RunStatus,
@@ -89,7 +100,7 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
     "BillingMode": "PAY_PER_REQUEST",
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": _S}
-        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk")
+        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi3pk", "gsi3sk")
     ],
     "KeySchema": [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -105,6 +116,29 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
             "Projection": {"ProjectionType": "ALL"},
         }
         for index in ("gsi1", "gsi2")
+    ]
+    + [
+        {
+            "IndexName": "gsi3",
+            "KeySchema": [
+                {"AttributeName": "gsi3pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi3sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": [
+                    "run_id",
+                    "flow",
+                    "fingerprint",
+                    "status",
+                    "created_at",
+                    "updated_at",
+                    "owner",
+                    "lease_owner",
+                    "lease_until",
+                ],
+            },
+        }
     ],
 }
 """``CreateTable`` arguments, less ``TableName``; ``template.yaml`` mirrors them."""
@@ -112,6 +146,11 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
 TTL_ATTRIBUTE: Final = "ttl"
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_REASON_FAILED = "ConditionalCheckFailed"
+_RETRYABLE_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+)
+"""A transaction's cancellation reason for a condition that did not hold."""
 _RETRYABLE = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -138,7 +177,9 @@ _INFO_FIELDS = (
     "ms",
     "retries",
     "position",
+    MARKER,
 )
+_CLAIM_TRIES = 20
 
 
 def create_table(client: DynamoDBClient, table_name: str) -> None:
@@ -212,6 +253,41 @@ class DynamoDBStore:
         if not self._put_new(item, f"create run {record.run_id}"):
             raise RunExists(f"run {record.run_id} already exists")
 
+    def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
+        """One TransactWriteItems: the ``META`` item and checkpoint 0, each if new."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        step = checkpoint_item(checkpoint)
+        check_size(step, f"checkpoint {checkpoint.seq} of run {record.run_id}")
+        new = "attribute_not_exists(pk)"
+        items = [
+            {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": new}},
+            {"Put": {"TableName": self._table, "Item": step, "ConditionExpression": new}},
+        ]
+        reasons = self._transact(items, f"start run {record.run_id}")
+        if reasons is not None:
+            raise RunExists(f"run {record.run_id} already exists")
+
+    def _transact(self, items: list[dict[str, Any]], what: str) -> list[Mapping[str, Any]] | None:
+        """One TransactWriteItems; ``None`` if it went through, else the reasons of a
+        refusal by conditions (throttling and conflicts raise RetryableError)."""
+        with _translated(what):
+            try:
+                self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            except ClientError as err:
+                if _code(err) != "TransactionCanceledException":
+                    raise
+                reasons = list(
+                    cast("Mapping[str, Any]", err.response).get("CancellationReasons", [])
+                )
+                codes = {str(reason.get("Code", "None")) for reason in reasons}
+                if codes & _RETRYABLE_REASONS:
+                    raise RetryableError(f"DynamoDB {what}: {sorted(codes)}") from err
+                if _REASON_FAILED not in codes:
+                    raise
+                return reasons
+        return None
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run's record (strongly consistent); RunNotFound if there is none."""
         with _translated(f"get run {run_id}"):
@@ -230,12 +306,13 @@ class DynamoDBStore:
         expect_status: Collection[RunStatus] | None = None,
     ) -> RunRecord:
         """One conditional UpdateItem of only the named fields; ``None`` removes one."""
-        values = update_values(changes)
+        values = update_values(run_id, changes)
         if not values or (expect_status is not None and not expect_status):
             record = self.get_run(run_id)
             if expect_status is not None and record.status not in expect_status:
                 raise refused(run_id, record.status, expect_status)
             return record
+        check_size({k: v for k, v in values.items() if v}, f"the changes to run {run_id}")
         request = _update_request(values, expect_status)
         with _translated(f"update run {run_id}"):
             try:
@@ -263,6 +340,143 @@ class DynamoDBStore:
         if not self._put_new(item, f"put {what}"):
             raise CheckpointConflict(f"run {checkpoint.run_id} already has {what}")
 
+    def commit_step(
+        self,
+        checkpoint: Checkpoint,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus],
+    ) -> None:
+        """One TransactWriteItems: the checkpoint if its step is free, the run's change if
+        its status is as expected."""
+        step = checkpoint_item(checkpoint)
+        run_id = checkpoint.run_id
+        what = f"checkpoint {checkpoint.seq} of run {run_id}"
+        check_size(step, what)
+        values = update_values(run_id, changes)
+        check_size({k: v for k, v in values.items() if v}, f"the changes to run {run_id}")
+        update = {
+            "TableName": self._table,
+            "Key": run_key(run_id),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **_update_request(values, expect_status),
+        }
+        items = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": step,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Update": update},
+        ]
+        reasons = self._transact(items, f"commit {what}")
+        if reasons is None:
+            return
+        if reasons[0].get("Code") == _REASON_FAILED:
+            raise CheckpointConflict(f"run {run_id} already has {what}")
+        current = reasons[1].get("Item")
+        if not current:
+            raise RunNotFound(f"no run {run_id}")
+        raise refused(run_id, current["status"]["S"], expect_status)
+
+    def acquire_lease(
+        self,
+        run_id: str,
+        owner: str,
+        until: float,
+        *,
+        now: float,
+        expect_status: Collection[RunStatus] = (RunStatus.RUNNING,),
+        takeover: Collection[str] = (),
+        changes: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """One conditional UpdateItem that sets the lease (and ``changes``), returning the
+        new record: granted without a live lease, or to its holder, or over ``takeover``."""
+        values = update_values(
+            run_id, {**(changes or {}), "lease_owner": owner, "lease_until": until}
+        )
+        request = _update_request(values, expect_status)
+        owners = {f":holder{i}": {_S: name} for i, name in enumerate([owner, *takeover])}
+        request["ConditionExpression"] += (
+            " AND (attribute_not_exists(#lease_until) OR #lease_until < :now"
+            f" OR #lease_owner IN ({', '.join(owners)}))"
+        )
+        request["ExpressionAttributeNames"] |= {
+            "#lease_until": "lease_until",
+            "#lease_owner": "lease_owner",
+        }
+        request["ExpressionAttributeValues"] |= {":now": {"N": repr(float(now))}, **owners}
+        with _translated(f"lease run {run_id}"):
+            try:
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=run_key(run_id),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **request,
+                )
+            except ClientError as err:
+                if _code(err) != _CONDITION_FAILED:
+                    raise
+                current = cast("Mapping[str, Any]", err.response).get("Item")
+                if current is None:
+                    raise RunNotFound(f"no run {run_id}") from None
+                holder = run_from_item(current)
+                if holder.status not in expect_status:
+                    raise refused(run_id, holder.status, expect_status) from None
+                raise LeaseHeld(
+                    f"run {run_id} is driven by {holder.lease_owner} until {holder.lease_until}"
+                ) from None
+        return run_from_item(response["Attributes"])
+
+    def claim_step(self, run_id: str) -> int:
+        """A Query for the newest step key, then a conditional PutItem of a marker on the
+        step after it; a lost race (a step committed meanwhile) tries again."""
+        for _ in range(_CLAIM_TRIES):
+            with _translated(f"find the newest step of run {run_id}"):
+                response = self._client.query(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :ckpt)",
+                    ExpressionAttributeValues={
+                        ":pk": {_S: run_pk(run_id)},
+                        ":ckpt": {_S: CKPT_PREFIX},
+                    },
+                    ProjectionExpression="#seq, #marker",
+                    ExpressionAttributeNames={"#seq": "seq", "#marker": MARKER},
+                    ScanIndexForward=False,
+                    ConsistentRead=True,
+                    Limit=1,
+                )
+            items = response.get("Items", [])
+            if items and is_marker(items[0]):
+                return int(items[0]["seq"]["N"])
+            seq = int(items[0]["seq"]["N"]) + 1 if items else 0
+            marker = marker_item(run_id, seq, MARKER_CANCEL, None)
+            if self._put_new(marker, f"claim step {seq} of run {run_id}"):
+                return seq
+        raise RetryableError(f"run {run_id}: could not claim a step in {_CLAIM_TRIES} tries")
+
+    def list_stalled(self, now: float, *, limit: int = 100) -> list[RunRecord]:
+        """One Query per shard of ``gsi3``: leases that ended before ``now``."""
+        found: list[Item] = []
+        for shard in range(LEASE_SHARDS):
+            with _translated("list stalled runs"):
+                response = self._client.query(
+                    TableName=self._table,
+                    IndexName="gsi3",
+                    KeyConditionExpression="gsi3pk = :shard AND gsi3sk < :cut",
+                    ExpressionAttributeValues={
+                        ":shard": {_S: f"{LEASE_PREFIX}{shard}"},
+                        ":cut": {_S: lease_sk(now, "")},
+                    },
+                    Limit=limit,
+                )
+            found += response.get("Items", [])
+        found.sort(key=lambda item: str(item["gsi3sk"]["S"]))
+        return [run_from_item(item) for item in found[:limit]]
+
     def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
         """One Query, newest first, that stops at the first snapshot; oldest first out."""
         if at is not None and at < 0:
@@ -284,6 +498,8 @@ class DynamoDBStore:
         newest_first: list[Checkpoint] = []
         for items in self._pages(request, f"load checkpoints of run {run_id}"):
             for item in items:
+                if is_marker(item):
+                    continue
                 newest_first.append(checkpoint_from_item(run_id, item))
                 if newest_first[-1].snapshot:
                     return newest_first[::-1]
@@ -304,7 +520,7 @@ class DynamoDBStore:
             "ConsistentRead": True,
         }
         for items in self._pages(request, f"list checkpoints of run {run_id}"):
-            yield from (info_from_item(item) for item in items)
+            yield from (info_from_item(item) for item in items if not is_marker(item))
 
     def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
         """One Query, newest first, ``Limit`` 1, bodies not read."""
@@ -316,11 +532,12 @@ class DynamoDBStore:
             "ExpressionAttributeNames": {f"#{name}": name for name in _INFO_FIELDS},
             "ScanIndexForward": False,
             "ConsistentRead": True,
-            "Limit": 1,
+            "Limit": 2,  # a cancel's marker may sit on top of the last checkpoint
         }
         with _translated(f"read the last checkpoint of run {run_id}"):
             items = self._client.query(**request).get("Items", [])
-        return info_from_item(items[0]) if items else None
+        found = [item for item in items if not is_marker(item)]
+        return info_from_item(found[0]) if found else None
 
     def list_runs(
         self,

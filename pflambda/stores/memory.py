@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
+from pflambda.limits import MARKER_CANCEL
 from pflambda.stores._fanout_items import (
     chunk_from_item,
     chunk_item,
@@ -30,6 +31,9 @@ from pflambda.stores._item import (
     checkpoint_item,
     context_pk,
     info_from_item,
+    is_marker,
+    lease_sk,
+    marker_item,
     refused,
     run_from_item,
     run_item,
@@ -39,6 +43,7 @@ from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
     FanOut,
+    LeaseHeld,
     Page,
     RunRecord,
     RunStatus,
@@ -66,6 +71,19 @@ class MemoryStore:
                 raise RunExists(f"run {record.run_id} already exists")
             self._runs[record.run_id] = item
 
+    def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
+        """Store a new run and its checkpoint 0 together; RunExists (nothing written) if taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        step = checkpoint_item(checkpoint)
+        check_size(step, f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}")
+        with self._lock:
+            steps = self._checkpoints.get(record.run_id, {})
+            if record.run_id in self._runs or checkpoint.seq in steps:
+                raise RunExists(f"run {record.run_id} already exists")
+            self._runs[record.run_id] = item
+            self._checkpoints.setdefault(record.run_id, {})[checkpoint.seq] = step
+
     def get_run(self, run_id: str) -> RunRecord:
         """A copy of the run's record; :class:`~pflambda.errors.RunNotFound` if none."""
         with self._lock:
@@ -82,23 +100,106 @@ class MemoryStore:
         expect_status: Collection[RunStatus] | None = None,
     ) -> RunRecord:
         """Change the named fields (``None`` removes one), if the status is as expected."""
-        values = update_values(changes)
+        values = update_values(run_id, changes)
+        with self._lock:
+            item = self._changed(run_id, values, expect_status)
+            self._runs[run_id] = item
+        return run_from_item(item)
+
+    def _changed(
+        self,
+        run_id: str,
+        values: Mapping[str, dict[str, Any] | None],
+        expect_status: Collection[RunStatus] | None,
+    ) -> Item:
+        """The run's item with ``values`` applied, checked (lock held); stores nothing."""
+        current = self._runs.get(run_id)
+        if current is None:
+            raise RunNotFound(f"no run {run_id}")
+        status = RunStatus(current["status"]["S"])
+        if expect_status is not None and status not in expect_status:
+            raise refused(run_id, status, expect_status)
+        item = dict(current)
+        for attr, value in values.items():
+            if value is None:
+                item.pop(attr, None)
+            else:
+                item[attr] = value
+        check_size(item, f"run {run_id}")
+        return item
+
+    def commit_step(
+        self,
+        checkpoint: Checkpoint,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus],
+    ) -> None:
+        """Put the checkpoint and change the run, both or neither."""
+        step = checkpoint_item(checkpoint)
+        run_id = checkpoint.run_id
+        check_size(step, f"checkpoint {checkpoint.seq} of run {run_id}")
+        values = update_values(run_id, changes)
+        with self._lock:
+            steps = self._checkpoints.get(run_id, {})
+            if checkpoint.seq in steps:
+                raise CheckpointConflict(f"run {run_id} already has checkpoint {checkpoint.seq}")
+            item = self._changed(run_id, values, expect_status)
+            self._runs[run_id] = item
+            self._checkpoints.setdefault(run_id, {})[checkpoint.seq] = step
+
+    def acquire_lease(
+        self,
+        run_id: str,
+        owner: str,
+        until: float,
+        *,
+        now: float,
+        expect_status: Collection[RunStatus] = (RunStatus.RUNNING,),
+        takeover: Collection[str] = (),
+        changes: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """Lease the run to ``owner`` if nobody else holds a live lease (see the protocol)."""
+        values = update_values(
+            run_id, {**(changes or {}), "lease_owner": owner, "lease_until": until}
+        )
+        with self._lock:
+            current = self._runs.get(run_id)
+            if current is not None and RunStatus(current["status"]["S"]) in expect_status:
+                holder = run_from_item(current)
+                free = not holder.leased(now) or holder.lease_owner in {owner, *takeover}
+                if not free:
+                    raise LeaseHeld(
+                        f"run {run_id} is driven by {holder.lease_owner} until {holder.lease_until}"
+                    )
+            item = self._changed(run_id, values, expect_status)
+            self._runs[run_id] = item
+        return run_from_item(item)
+
+    def claim_step(self, run_id: str) -> int:
+        """Put a marker on the step after the newest one (or return the marker there)."""
         with self._lock:
             current = self._runs.get(run_id)
             if current is None:
                 raise RunNotFound(f"no run {run_id}")
-            status = RunStatus(current["status"]["S"])
-            if expect_status is not None and status not in expect_status:
-                raise refused(run_id, status, expect_status)
-            item = dict(current)
-            for attr, value in values.items():
-                if value is None:
-                    item.pop(attr, None)
-                else:
-                    item[attr] = value
-            check_size(item, f"run {run_id}")
-            self._runs[run_id] = item
-        return run_from_item(item)
+            steps = self._checkpoints.setdefault(run_id, {})
+            top = max(steps, default=-1)
+            if top >= 0 and is_marker(steps[top]):
+                return top
+            expires = int(current["ttl"]["N"]) if "ttl" in current else None
+            steps[top + 1] = marker_item(run_id, top + 1, MARKER_CANCEL, expires)
+            return top + 1
+
+    def list_stalled(self, now: float, *, limit: int = 100) -> list[RunRecord]:
+        """Leased runs whose lease ended before ``now``, oldest first (each shard read)."""
+        with self._lock:
+            leased = [i for i in self._runs.values() if "gsi3pk" in i]
+        cut = lease_sk(now, "")
+        found = sorted(
+            (item for item in leased if item["gsi3sk"]["S"] < cut),
+            key=lambda item: str(item["gsi3sk"]["S"]),
+        )
+        return [run_from_item(item) for item in found[:limit]]
 
     def put_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
@@ -120,7 +221,7 @@ class MemoryStore:
             top = max(steps, default=-1) if at is None else min(at, max(steps, default=-1))
             for seq in range(top, -1, -1):  # steps have no gaps: this walks only what it returns
                 item = steps.get(seq)
-                if item is not None:
+                if item is not None and not is_marker(item):
                     newest_first.append(item)
                     if item["snapshot"]["BOOL"]:
                         break
@@ -130,13 +231,20 @@ class MemoryStore:
         """Every checkpoint with ``seq > after``, oldest first, without bodies."""
         with self._lock:
             steps = dict(self._checkpoints.get(run_id, {}))
-        return iter([info_from_item(steps[seq]) for seq in sorted(steps) if seq > after])
+        return iter(
+            [
+                info_from_item(steps[seq])
+                for seq in sorted(steps)
+                if seq > after and not is_marker(steps[seq])
+            ]
+        )
 
     def last_checkpoint(self, run_id: str) -> CheckpointInfo | None:
         """The newest checkpoint without its body; ``None`` if the run has none."""
         with self._lock:
             steps = self._checkpoints.get(run_id, {})
-            item = steps[max(steps)] if steps else None
+            real = [seq for seq, item in steps.items() if not is_marker(item)]
+            item = steps[max(real)] if real else None
         return None if item is None else info_from_item(item)
 
     def list_runs(
