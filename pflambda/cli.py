@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "--allow-changed-flow", action="store_true", help="resume even if the flow changed shape"
     )
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="take the run over from the invocation that holds its lease (if that one is gone)",
+    )
 
     cancel = sub.add_parser("cancel", help="cancel a running or paused run")
     cancel.add_argument("run_id")
@@ -111,6 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     listing = runs_sub.add_parser("list", help="runs, newest first")
     listing.add_argument("--limit", type=_positive, default=20)
+    listing.add_argument(
+        "--stalled",
+        action="store_true",
+        help="only running runs whose lease lapsed (the ones the sweeper continues)",
+    )
     show = runs_sub.add_parser("show", help="a run's timeline of checkpoints")
     show.add_argument("run_id")
 
@@ -232,6 +242,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         allow_changed_flow=args.allow_changed_flow,
         on_step=_progress,
+        force=args.force,
     )
     return _report(outcome)
 
@@ -249,6 +260,8 @@ def _when(epoch: float) -> str:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine()
+    if args.runs_command == "list" and args.stalled:
+        return _list_stalled(engine, args.limit)
     if args.runs_command == "list":
         page = engine.store.list_runs(limit=args.limit)
         print(f"{'run id':<38} {'status':<10} {'created (UTC)':<20} flow")
@@ -266,6 +279,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         kind = "snapshot" if c.snapshot else "delta"
         node, action = c.node_id or "-", "-" if c.action is None else c.action
         print(f"{c.seq:>5}  {node:<28} {action:<14} {c.size:>8}  {kind:<8} {_when(c.created_at)}")
+    return 0
+
+
+def _list_stalled(engine: Any, limit: int) -> int:
+    """Running runs whose lease lapsed: nobody drives them until the sweeper does."""
+    stalled = engine.store.list_stalled(engine.clock.now(), limit=limit)
+    print(f"{'run id':<38} {'lease lapsed (UTC)':<20} {'last driver':<24} flow")
+    for run in stalled:
+        lapsed = _when(run.lease_until) if run.lease_until is not None else "-"
+        print(f"{run.run_id:<38} {lapsed:<20} {run.lease_owner or '-':<24} {run.flow}")
     return 0
 
 

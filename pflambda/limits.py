@@ -63,3 +63,7 @@ grace), so a crashed worker's message comes back as soon as its lease has lapsed
 
 SWEEP_EVERY_SECONDS = 60
 """How often the sweeper looks for runs whose lease lapsed (the template's schedule)."""
+
+INLINE_TEXT_BYTES = 8 * 1024
+"""A question (or an A2A message) larger than this goes to the blob store by reference,
+so a run's record stays small whatever people type."""

@@ -8,6 +8,7 @@ Loading reads the latest snapshot and the deltas after it -- never the run's his
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,21 @@ from pflambda.engine.flowref import load_flow
 from pflambda.engine.run import Live, StepEvent
 from pflambda.errors import FingerprintMismatch, InvalidRunState
 from pflambda.graph import describe
-from pflambda.stores.base import Checkpoint, RunRecord
+from pflambda.stores.base import Checkpoint, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from pflambda.engine.runner import Engine
 
-__all__ = ["checkpoint", "commit", "load", "store_reply"]
+__all__ = ["applied", "checkpoint", "commit", "load", "store_reply"]
+
+
+def applied(record: RunRecord, changes: Mapping[str, Any]) -> RunRecord:
+    """``record`` as a write of ``changes`` left it (a status other than running drops
+    the lease, as the stores do) -- so nobody re-reads what was just written."""
+    fields = dict(changes)
+    if fields.get("status", RunStatus.RUNNING) != RunStatus.RUNNING:
+        fields |= {"lease_owner": None, "lease_until": None}
+    return replace(record, **fields)
 
 
 def checkpoint(
@@ -57,11 +67,15 @@ def commit(
     finished: bool = False,
     result: Any = None,
     timing: tuple[float, int] | None = None,
+    changes: Mapping[str, Any] | None = None,
+    expect: Collection[RunStatus] = (RunStatus.RUNNING,),
 ) -> StepEvent:
     """Write step ``live.seq + 1``; ``CheckpointConflict`` if another invocation did.
 
     ``timing`` is the step's ``(milliseconds, retries)``, kept on the checkpoint for
-    timelines; the checkpoint also names the node the run goes to next.
+    timelines; the checkpoint also names the node the run goes to next. One request:
+    a conditional put, or -- when the step also changes the run's record (``changes``;
+    the last step completes the run) -- one atomic write of both.
     """
     current = live.tracker.encode_shared(live.shared, node_id)
     snap = live.tracker.want_snapshot()
@@ -71,28 +85,35 @@ def commit(
     )
     seq = live.seq + 1
     label = action if action is None or isinstance(action, str) else repr(action)
-    ckpt = checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
-    ckpt = replace(ckpt, position=live.cursor.position)
+    step = checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
+    step = replace(step, position=live.cursor.position)
     if timing is not None:
-        ckpt = replace(ckpt, duration_ms=timing[0], retries=timing[1])
-    engine.store.put_checkpoint(ckpt)
+        step = replace(step, duration_ms=timing[0], retries=timing[1])
+    if finished:
+        changes = {**(changes or {}), **engine.status_fields(RunStatus.COMPLETED)}
+    if changes is None:
+        engine.store.put_checkpoint(step)
+    else:
+        engine.store.commit_step(step, changes, expect_status=expect)
+        live.record = applied(live.record, changes)
     live.tracker.commit(current, refs, len(body), snap)
     live.seq = seq
     return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)
 
 
 def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
-    """``record``'s run rebuilt from its latest snapshot and the deltas after it."""
+    """``record``'s run rebuilt from its latest snapshot and the deltas after it.
+
+    Writes nothing: a flow that changed shape is refused here, before any write, or
+    (allowed) its new fingerprint is in ``live.graph`` for the admitting write."""
     from pflambda.engine.driver import new_live
 
     graph = describe(load_flow(record.flow))
-    if graph.fingerprint() != record.fingerprint:
-        if not allow_changed_flow:
-            raise FingerprintMismatch(
-                f"flow {record.flow} changed shape since run {record.run_id} started "
-                f"({record.fingerprint} -> {graph.fingerprint()})"
-            )
-        record = engine.store.update_run(record.run_id, {"fingerprint": graph.fingerprint()})
+    if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
+        raise FingerprintMismatch(
+            f"flow {record.flow} changed shape since run {record.run_id} started "
+            f"({record.fingerprint} -> {graph.fingerprint()})"
+        )
     ckpts = engine.store.load_checkpoints(record.run_id)
     if not ckpts:
         raise InvalidRunState(f"run {record.run_id} has no checkpoints")
@@ -106,8 +127,21 @@ def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
     return live
 
 
-def store_reply(engine: Engine, live: Live, reply: Any) -> None:
-    """Put a paused run's reply where its node asked for it, as one committed step."""
+def store_reply(engine: Engine, live: Live, reply: Any, changes: Mapping[str, Any]) -> None:
+    """Put a paused run's reply where its node asked for it, as one committed step that
+    also moves the run from paused to ``changes`` (running, leased) -- one atomic write,
+    so a refused reply (unstorable, too large, throttled) leaves the run paused."""
     key = live.record.input_key or "input"
+    previous = live.shared.get(key, _MISSING)
     live.shared[key] = reply
-    commit(engine, live, None, None)
+    try:
+        commit(engine, live, None, None, changes=changes, expect=(RunStatus.PAUSED,))
+    except BaseException:
+        if previous is _MISSING:
+            live.shared.pop(key, None)
+        else:
+            live.shared[key] = previous
+        raise
+
+
+_MISSING: Any = object()

@@ -13,14 +13,20 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pflambda import observe, runcontext
-from pflambda.engine import fanout, lifecycle
+from pflambda.engine import fanout, lease, lifecycle
 from pflambda.engine.checkpoints import commit
 from pflambda.engine.cursor import Frame
 from pflambda.engine.fanout import FanInNotReady
 from pflambda.engine.run import Budget, Live, RunOutcome, StepCallback, StepEvent, outcome
 from pflambda.engine.state import SharedTracker
 from pflambda.engine.stepper import Stepper
-from pflambda.errors import CheckpointConflict, InputRequired, PflambdaError
+from pflambda.errors import (
+    CheckpointConflict,
+    InputRequired,
+    InvalidRunState,
+    PflambdaError,
+    RetryableError,
+)
 from pflambda.graph import Graph
 from pflambda.stores.base import FanOutNotFound, RunRecord
 
@@ -47,13 +53,13 @@ async def _drive(
     margin = engine.margin_ms if budget.margin_ms is None else budget.margin_ms
     while True:
         if budget.max_steps is not None and steps >= budget.max_steps:
-            return outcome(live, stopped="max_steps")
+            return _out_of_steps(engine, live, budget)
         context = budget.context
         if context is not None and context.get_remaining_time_in_millis() < margin:
             return lifecycle.continue_later(engine, live)
-        stop = lifecycle.check_cancel(engine, live)
-        if stop is not None:
-            return stop
+        if live.record.cancel_requested:  # learnt from the last write or read, not re-read
+            return lifecycle.cancelled(engine, live)
+        lease.renew(engine, live)
         started = engine.clock.monotonic()
         position = live.cursor.position
         observe.update(step=live.seq + 1, node=position)
@@ -63,7 +69,10 @@ async def _drive(
         except InputRequired as ask:
             return lifecycle.pause(engine, live, ask)
         except FanInNotReady:
+            lease.hand_off_quietly(engine, live)
             return outcome(live, stopped="fanout")
+        except RetryableError:
+            raise
         except Exception as exc:
             return lifecycle.fail(engine, live, position, exc)
         if step.fan_out is not None:
@@ -80,12 +89,11 @@ async def _drive(
                 timing=(ran_ms, step.retries),
             )
         except CheckpointConflict:
-            log.warning(
-                "run %s: step %d was committed by another invocation",
-                live.record.run_id,
-                live.seq + 1,
-            )
-            return outcome(live, stopped="conflict")
+            return lifecycle.on_conflict(engine, live)
+        except InvalidRunState:
+            return lifecycle.on_conflict(engine, live)
+        except RetryableError:
+            raise  # the run stays running, its lease the trigger: the caller retries
         except PflambdaError as exc:
             return lifecycle.fail(engine, live, step.node_id or position, exc)
         steps += 1
@@ -96,7 +104,17 @@ async def _drive(
         if on_step is not None:
             on_step(event)
         if step.finished:
-            return lifecycle.finish(engine, live, step.result)
+            live.result = step.result
+            lifecycle.notify(engine, live.record)
+            return outcome(live)
+
+
+def _out_of_steps(engine: Engine, live: Live, budget: Budget) -> RunOutcome:
+    """The step budget is spent: hand the run to a worker, or let the lease lapse."""
+    if budget.hand_off and lease.hand_off(engine, live):
+        return outcome(live, stopped="max_steps")
+    lease.lapse(engine, live)
+    return outcome(live, stopped="max_steps")
 
 
 def _run_context(live: Live, position: str | None) -> runcontext.RunContext:
@@ -142,12 +160,17 @@ def _spread(
     assert frame.pending is not None
     assert node_id is not None
     frame.pending["seq"] = live.seq + 1
+    queued = lease.queued_fields(engine) if engine.queue is not None else None
     try:
-        event = commit(engine, live, node_id, "fan-out")
-    except CheckpointConflict:
-        return outcome(live, stopped="conflict")
+        event = commit(engine, live, node_id, "fan-out", changes=queued)
+    except (CheckpointConflict, InvalidRunState):
+        return lifecycle.on_conflict(engine, live)
+    except RetryableError:
+        raise
     except PflambdaError as exc:
         return lifecycle.fail(engine, live, node_id, exc)
+    if queued is not None:
+        live.driver = lease.QUEUED
     fanout.dispatch(
         engine, live.record, live.seq, node_id=node_id, params=frame.params, items=items
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pflambda.engine.run import NO_REPLY, Live, RunOutcome, continuation, outcome
+from pflambda.engine import lease, texts
+from pflambda.engine.run import NO_REPLY, Live, RunOutcome, outcome
 from pflambda.errors import InputRequired, InvalidRunState, PflambdaError
 from pflambda.stores.base import RunRecord, RunStatus
 
@@ -19,11 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "admit",
-    "check_cancel",
+    "cancelled",
     "continue_later",
     "fail",
     "finish",
     "notify",
+    "on_conflict",
     "pause",
     "set_status",
 ]
@@ -35,7 +37,7 @@ def set_status(
     engine: Engine, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any
 ) -> RunRecord:
     """Move ``record`` to ``status`` if it is in one of ``expect``; tell the listeners."""
-    fields = {"status": status, "updated_at": engine.clock.now(), "expires_at": engine.expiry()}
+    fields = engine.status_fields(status)
     updated = engine.store.update_run(record.run_id, {**fields, **changes}, expect_status=expect)
     notify(engine, updated)
     return updated
@@ -50,50 +52,64 @@ def notify(engine: Engine, record: RunRecord) -> None:
             log.exception("run %s: status listener failed", record.run_id)
 
 
-def admit(engine: Engine, record: RunRecord, reply: Any) -> RunRecord:
-    """Check the run may be resumed (with or without a reply) and mark it running."""
+def admit(record: RunRecord, reply: Any, *, running_only: bool = False) -> set[RunStatus]:
+    """Check the run may be resumed (with or without a reply); the statuses the admitting
+    write must find. Changes nothing: refusals happen before any write."""
     status = record.status
     if status in (RunStatus.COMPLETED, RunStatus.CANCELLED):
         raise InvalidRunState(f"run {record.run_id} is {status}: nothing to resume")
     if status == RunStatus.PAUSED:
         if reply is NO_REPLY:
             raise InvalidRunState(f"run {record.run_id} is waiting for input: {record.prompt!r}")
-        return set_status(engine, record, RunStatus.RUNNING, expect={RunStatus.PAUSED}, prompt=None)
+        return {RunStatus.PAUSED}
     if reply is not NO_REPLY:
         raise InvalidRunState(f"run {record.run_id} is {status}, not waiting for input")
-    if status == RunStatus.FAILED:
-        return set_status(engine, record, RunStatus.RUNNING, expect={RunStatus.FAILED}, error=None)
-    return record
+    if status == RunStatus.FAILED and not running_only:
+        return {RunStatus.FAILED}
+    if status != RunStatus.RUNNING:
+        raise InvalidRunState(f"run {record.run_id} is {status}: not continued")
+    return {RunStatus.RUNNING}
 
 
-def check_cancel(engine: Engine, live: Live) -> RunOutcome | None:
-    """Stop if the run was cancelled (or moved on) since it was loaded."""
+def on_conflict(engine: Engine, live: Live) -> RunOutcome:
+    """Our step was taken: by a cancel's marker (then cancel), or by another driver (stop).
+
+    The one read of the run's record a cancel costs the driver."""
     record = engine.store.get_run(live.record.run_id)
     live.record = record
-    if record.status != RunStatus.RUNNING:
-        return outcome(live, stopped="conflict")
-    if not record.cancel_requested:
-        return None
-    live.record = set_status(engine, record, RunStatus.CANCELLED, expect={RunStatus.RUNNING})
+    if record.status == RunStatus.RUNNING and record.cancel_requested:
+        return cancelled(engine, live)
+    log.warning("run %s: step %d was taken by another invocation", record.run_id, live.seq + 1)
+    return outcome(live, stopped="conflict")
+
+
+def cancelled(engine: Engine, live: Live) -> RunOutcome:
+    """Record a cancel the driver learnt of (its lease goes with the status)."""
+    try:
+        live.record = set_status(
+            engine, live.record, RunStatus.CANCELLED, expect={RunStatus.RUNNING}
+        )
+    except InvalidRunState:
+        live.record = engine.store.get_run(live.record.run_id)
     return outcome(live)
 
 
 def continue_later(engine: Engine, live: Live) -> RunOutcome:
     """Near the deadline: hand the run to a worker (when there is a queue) and stop."""
-    if engine.queue is None:
-        return outcome(live, stopped="deadline")
-    engine.queue.send([continuation(live.record.run_id, live.seq)])
-    log.info(
-        "run %s: near the deadline at step %d, continuing in a worker",
-        live.record.run_id,
-        live.seq,
-    )
+    if lease.hand_off(engine, live):
+        log.info(
+            "run %s: near the deadline at step %d, continuing in a worker",
+            live.record.run_id,
+            live.seq,
+        )
     return outcome(live, stopped="deadline")
 
 
 def pause(engine: Engine, live: Live, ask: InputRequired) -> RunOutcome:
     """A node asked a human: record the question and stop."""
-    changes = {"prompt": ask.prompt, "input_key": ask.key}
+    prompt, ref = texts.place(engine.blobs, live.record.run_id, ask.prompt)
+    changes = {"prompt": prompt, "prompt_ref": ref, "input_key": ask.key}
+    live.prompt = ask.prompt
     live.record = set_status(
         engine, live.record, RunStatus.PAUSED, expect={RunStatus.RUNNING}, **changes
     )

@@ -97,6 +97,12 @@ class Live:
     seq: int
     result: Any = None
     events: list[StepEvent] = field(default_factory=list)
+    driver: str | None = None
+    """This invocation's lease id (``None``: driving without a lease)."""
+    context: Deadline | None = None
+    """The Lambda context whose deadline the lease follows (``None``: renewed leases)."""
+    prompt: str | None = None
+    """The question of a paused run, resolved when it is stored by reference."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class Budget:
     context: Deadline | None
     max_steps: int | None
     margin_ms: int | None
+    hand_off: bool = False
+    """When the step budget runs out, give the run to a worker instead of stopping."""
 
 
 StepCallback = Callable[[StepEvent], None]
@@ -121,7 +129,7 @@ def outcome(live: Live, stopped: str | None = None) -> RunOutcome:
         seq=live.seq,
         shared=live.shared,
         result=live.result if record.status == RunStatus.COMPLETED else None,
-        prompt=record.prompt if record.status == RunStatus.PAUSED else None,
+        prompt=(live.prompt or record.prompt) if record.status == RunStatus.PAUSED else None,
         stopped=stopped,
         error=record.error,
     )

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from pflambda import limits
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
-from pflambda.engine import checkpoints, lifecycle
+from pflambda.engine import checkpoints, lease, lifecycle, texts
 from pflambda.engine.cursor import Cursor, decode_cursor, encode_cursor
 from pflambda.engine.driver import drive, new_live
 from pflambda.engine.flowref import FlowSource, load_flow, ref_of
@@ -35,9 +35,10 @@ from pflambda.engine.run import (
     StepCallback,
     StepEvent,
     continuation,
+    outcome,
 )
 from pflambda.engine.state import SharedTracker
-from pflambda.errors import InvalidRunState
+from pflambda.errors import InvalidRunState, RunExists
 from pflambda.graph import describe
 from pflambda.queues.base import Queue
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus, Store
@@ -69,6 +70,8 @@ class Engine:
         fan_out_threshold: int | None = None,
         items_per_message: int = 10,
         max_attempts: int = 5,
+        lease_seconds: float = limits.LEASE_SECONDS,
+        lease_grace: float = limits.LEASE_GRACE_SECONDS,
     ) -> None:
         self.store, self.blobs, self.queue = store, blobs, queue
         self.clock = clock or SystemClock()
@@ -80,6 +83,8 @@ class Engine:
         self.fan_out_threshold = fan_out_threshold
         """Batch nodes without a ``fan_out`` attribute fan out from this many items."""
         self.items_per_message, self.max_attempts = items_per_message, max_attempts
+        self.lease_seconds, self.lease_grace = lease_seconds, lease_grace
+        """How long a lease lasts without a deadline; how long past a deadline it lasts."""
 
     # -- public API -----------------------------------------------------------------
 
@@ -106,14 +111,26 @@ class Engine:
         max_steps: int | None = None,
         on_step: StepCallback | None = None,
         margin_ms: int | None = None,
+        hand_off: bool = False,
+        driver: str | None = None,
     ) -> RunOutcome:
         """Create run ``run_id`` (a new uuid by default) with its initial checkpoint, then
-        drive it until it completes, fails, pauses, or stops for a deadline/step budget."""
+        drive it until it completes, fails, pauses, or stops for a deadline/step budget.
+
+        The record (leased to this invocation) and checkpoint 0 are one atomic write.
+        Starting an id again with the same flow, owner and input is not an error: the
+        existing run is continued if nobody drives it (a retried request), else
+        :class:`~pflambda.errors.RunExists`. ``hand_off`` with ``max_steps=0`` gives the
+        new run straight to a worker.
+        """
         if shared is not None and not isinstance(shared, dict):
             raise TypeError(f"shared must be a dict, got {type(shared).__name__}")
         ref = ref_of(flow)
         graph = describe(load_flow(ref))
         now = self.clock.now()
+        queued = hand_off and max_steps == 0 and self.queue is not None
+        driver = lease.QUEUED if queued else (driver or lease.new_driver())
+        ends = now + limits.QUEUED_LEASE_SECONDS if queued else lease.until(self, context)
         record = RunRecord(
             run_id=run_id or str(uuid.uuid4()),
             flow=ref,
@@ -125,17 +142,67 @@ class Engine:
             context_id=context_id,
             expires_at=self.expiry(),
             attrs=dict(attrs or {}),
+            lease_owner=driver,
+            lease_until=ends,
         )
         live = new_live(self, record, graph, {} if shared is None else shared)
+        live.driver, live.context = driver, context
         current = live.tracker.encode_shared(live.shared, None)
         body, refs = live.tracker.build(current, encode_cursor(live.cursor), snapshot=True)
-        self.store.create_run(record)
+        budget = Budget(context, max_steps, margin_ms, hand_off)
         first = checkpoints.checkpoint(self, record, 0, body, True)
         start = live.cursor.position or graph.level("").start_id  # not entered yet
-        self.store.put_checkpoint(replace(first, position=start))
+        try:
+            self.store.start_run(record, replace(first, position=start))
+        except RunExists:
+            return await self._restart(record, body, budget, on_step)
         live.tracker.commit(current, refs, len(body), True)
         lifecycle.notify(self, record)
-        return await drive(self, live, Budget(context, max_steps, margin_ms), on_step)
+        if queued:
+            assert self.queue is not None
+            self.queue.send([continuation(record.run_id, 0)])
+            return outcome(live, stopped="max_steps")
+        return await drive(self, live, budget, on_step)
+
+    async def _restart(
+        self, record: RunRecord, body: bytes, budget: Budget, on_step: StepCallback | None
+    ) -> RunOutcome:
+        """A start of an id that exists: the same start retried goes on with the run."""
+        existing = self.store.get_run(record.run_id)
+        first = self.store.load_checkpoints(record.run_id, 0)
+        same = (
+            (existing.flow, existing.owner, existing.context_id)
+            == (record.flow, record.owner, record.context_id)
+            and first
+            and self._same_state(record.run_id, first[0].body, body)
+        )
+        if not same:
+            raise RunExists(f"run {record.run_id} already exists with another flow or input")
+        if existing.status != RunStatus.RUNNING:
+            shared, _, seq = self.state(existing.run_id)
+            return RunOutcome(
+                existing.run_id,
+                existing.status,
+                seq,
+                shared,
+                prompt=self.prompt(existing),
+                error=existing.error,
+            )
+        return await self.resume_async(
+            record.run_id,
+            context=budget.context,
+            max_steps=budget.max_steps,
+            on_step=on_step,
+            margin_ms=budget.margin_ms,
+            hand_off=budget.hand_off,
+            record=existing,
+            running_only=True,
+        )
+
+    def _same_state(self, run_id: str, stored: bytes, ours: bytes) -> bool:
+        """Whether two initial checkpoints hold the same shared and cursor."""
+        tracker = SharedTracker(run_id, self.blobs)
+        return tracker.read(stored) == tracker.read(ours)
 
     async def resume_async(
         self,
@@ -147,34 +214,84 @@ class Engine:
         allow_changed_flow: bool = False,
         on_step: StepCallback | None = None,
         margin_ms: int | None = None,
+        hand_off: bool = False,
+        driver: str | None = None,
+        takeover: Collection[str] = (),
+        record: RunRecord | None = None,
+        running_only: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+        force: bool = False,
     ) -> RunOutcome:
         """Continue ``run_id`` from its latest checkpoint.
 
         A paused run needs ``reply``: it is stored at the key the node asked for and the
-        node runs again. A failed run is retried from its last checkpoint. A run whose
-        flow changed shape since it started is refused unless ``allow_changed_flow``.
+        node runs again. A failed run is retried from its last checkpoint (not with
+        ``running_only``). A run whose flow changed shape since it started is refused
+        unless ``allow_changed_flow``. Every check happens before the one write that
+        admits the run (reply, status, lease and ``attrs`` together): a refusal
+        changes nothing. A run another invocation drives raises
+        :class:`~pflambda.stores.base.LeaseHeld` unless its lease is one of
+        ``takeover``'s (``force``: whoever holds it -- for an operator who knows that
+        driver is gone). ``record``: the run's record, if the caller just read it.
         """
-        record = self.store.get_run(run_id)
-        record = lifecycle.admit(self, record, reply)
+        record = record if record is not None else self.store.get_run(run_id)
+        expect = lifecycle.admit(record, reply, running_only=running_only)
         live = checkpoints.load(self, record, allow_changed_flow)
+        driver = driver or lease.new_driver()
+        live.driver, live.context = driver, context
+        changes: dict[str, Any] = {"lease_owner": driver, "lease_until": lease.until(self, context)}
+        if live.graph.fingerprint() != record.fingerprint:
+            changes["fingerprint"] = live.graph.fingerprint()
+        if attrs is not None:
+            changes["attrs"] = dict(attrs)
+        if expect != {RunStatus.RUNNING}:
+            changes |= self.status_fields(RunStatus.RUNNING)
+            changes |= {"error": None, "prompt": None, "prompt_ref": None}
         if reply is not NO_REPLY:
-            checkpoints.store_reply(self, live, reply)
+            checkpoints.store_reply(self, live, reply, changes)
+        else:
+            live.record = self.store.acquire_lease(
+                run_id,
+                driver,
+                changes.pop("lease_until"),
+                now=self.clock.now(),
+                expect_status=expect,
+                takeover={lease.QUEUED, *takeover, *([record.lease_owner] if force else [])}
+                - {None},
+                changes={k: v for k, v in changes.items() if k != "lease_owner"},
+            )
+        if live.record.status != record.status:
+            lifecycle.notify(self, live.record)
         if live.cursor.done:
             return lifecycle.finish(self, live, live.result)
-        return await drive(self, live, Budget(context, max_steps, margin_ms), on_step)
+        return await drive(self, live, Budget(context, max_steps, margin_ms, hand_off), on_step)
 
     def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run: a paused run at once, a running one at its next node boundary."""
+        """Cancel a run: a paused run at once, a running one at its next node boundary.
+
+        A running run gets its cancel flag, then a marker on its next step: the driver's
+        commit of that step fails, and it reads the flag once and stops -- so drivers
+        never read the record per step. A run nobody drives right now (no live lease,
+        or waiting in the queue) is cancelled at once.
+        """
         record = self.store.get_run(run_id)
         if record.status in TERMINAL:
             raise InvalidRunState(f"run {run_id} is already {record.status}")
         if record.status == RunStatus.PAUSED:
             return self.set_status(record, RunStatus.CANCELLED, expect={RunStatus.PAUSED})
-        return self.store.update_run(
+        record = self.store.update_run(
             run_id,
             {"cancel_requested": True, "updated_at": self.clock.now()},
             expect_status={RunStatus.RUNNING},
         )
+        self.store.claim_step(run_id)
+        driven = record.leased(self.clock.now()) and record.lease_owner != lease.QUEUED
+        if driven:
+            return record
+        try:
+            return self.set_status(record, RunStatus.CANCELLED, expect={RunStatus.RUNNING})
+        except InvalidRunState:
+            return self.store.get_run(run_id)
 
     def fork(self, run_id: str, at: int, *, new_run_id: str | None = None) -> RunRecord:
         """A new run whose initial state is checkpoint ``at`` of ``run_id``."""
@@ -195,12 +312,13 @@ class Engine:
             context_id=source.context_id,
             expires_at=self.expiry(),
             attrs={"forked_from": run_id, "forked_at": at},
+            lease_owner=lease.QUEUED,
+            lease_until=now + self.lease_seconds,
         )
         tracker = SharedTracker(record.run_id, self.blobs)
         current = tracker.encode_shared(shared, None)
         data, _ = tracker.build(current, body.cursor, snapshot=True, result=body.result)
-        self.store.create_run(record)
-        self.store.put_checkpoint(checkpoints.checkpoint(self, record, 0, data, True))
+        self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True))
         return record
 
     def state(self, run_id: str, at: int | None = None) -> tuple[dict[Any, Any], Cursor, int]:
@@ -216,6 +334,14 @@ class Engine:
     ) -> RunRecord:
         """Move ``record`` to ``status`` if it is in one of ``expect``; tell the listeners."""
         return lifecycle.set_status(self, record, status, expect=expect, **changes)
+
+    def status_fields(self, status: RunStatus) -> dict[str, Any]:
+        """The fields every status change writes."""
+        return {"status": status, "updated_at": self.clock.now(), "expires_at": self.expiry()}
+
+    def prompt(self, record: RunRecord) -> str | None:
+        """A paused run's question, read from the blob store when it is stored there."""
+        return texts.resolve(self.blobs, record.prompt, record.prompt_ref)
 
     def expiry(self) -> int:
         """Epoch seconds at which a record written now may expire (the run's TTL)."""

@@ -62,6 +62,7 @@ _RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "input_key": ("input_key", "str"),
     "expires_at": ("ttl", "int"),
     "attrs": ("attrs", "json"),
+    "prompt_ref": ("prompt_ref", "str"),
     "lease_owner": ("lease_owner", "str"),
     "lease_until": ("lease_until", "float"),
 }
@@ -75,6 +76,7 @@ _NULLABLE: Final = frozenset(
         "expires_at",
         "lease_owner",
         "lease_until",
+        "prompt_ref",
     }
 )
 

@@ -69,6 +69,14 @@ class ItemTooLarge(TerminalError):
 class LeaseHeld(CheckpointConflict):
     """Another invocation holds a live lease on the run: it drives it; stop, change nothing."""
 
+    def __init__(self, run_id: str, owner: str | None, until: float | None, now: float) -> None:
+        self.run_id, self.owner, self.until = run_id, owner, until
+        left = max((until or now) - now, 0.0)
+        super().__init__(
+            f"run {run_id} is driven by {owner} for another {left:.0f} s; wait for its "
+            "lease to lapse, or take it over (pflambda resume --force) if that process is gone"
+        )
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -91,6 +99,8 @@ class RunRecord:
     """The question a paused run asks."""
     input_key: str | None = None
     """Where the reply to ``prompt`` goes in shared."""
+    prompt_ref: str | None = None
+    """The blob key of a question too large for the record (``prompt`` is then ``None``)."""
     expires_at: int | None = None
     """Epoch seconds after which the store may delete the run (DynamoDB TTL)."""
     attrs: Mapping[str, Any] = field(default_factory=dict)
@@ -103,7 +113,7 @@ class RunRecord:
 
     def leased(self, now: float) -> bool:
         """Whether someone holds a live lease on the run at ``now``."""
-        return self.lease_until is not None and self.lease_until >= now
+        return self.lease_until is not None and self.lease_until > now
 
 
 UPDATABLE = frozenset(
@@ -119,6 +129,7 @@ UPDATABLE = frozenset(
         "fingerprint",
         "lease_owner",
         "lease_until",
+        "prompt_ref",
     }
 )
 """Fields ``update_run`` may change."""

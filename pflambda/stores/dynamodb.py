@@ -400,7 +400,7 @@ class DynamoDBStore:
         request = _update_request(values, expect_status)
         owners = {f":holder{i}": {_S: name} for i, name in enumerate([owner, *takeover])}
         request["ConditionExpression"] += (
-            " AND (attribute_not_exists(#lease_until) OR #lease_until < :now"
+            " AND (attribute_not_exists(#lease_until) OR #lease_until <= :now"
             f" OR #lease_owner IN ({', '.join(owners)}))"
         )
         request["ExpressionAttributeNames"] |= {
@@ -426,9 +426,7 @@ class DynamoDBStore:
                 holder = run_from_item(current)
                 if holder.status not in expect_status:
                     raise refused(run_id, holder.status, expect_status) from None
-                raise LeaseHeld(
-                    f"run {run_id} is driven by {holder.lease_owner} until {holder.lease_until}"
-                ) from None
+                raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now) from None
         return run_from_item(response["Attributes"])
 
     def claim_step(self, run_id: str) -> int:
@@ -469,7 +467,7 @@ class DynamoDBStore:
                     KeyConditionExpression="gsi3pk = :shard AND gsi3sk < :cut",
                     ExpressionAttributeValues={
                         ":shard": {_S: f"{LEASE_PREFIX}{shard}"},
-                        ":cut": {_S: lease_sk(now, "")},
+                        ":cut": {_S: lease_sk(now, "\uffff")},
                     },
                     Limit=limit,
                 )

@@ -169,9 +169,7 @@ class MemoryStore:
                 holder = run_from_item(current)
                 free = not holder.leased(now) or holder.lease_owner in {owner, *takeover}
                 if not free:
-                    raise LeaseHeld(
-                        f"run {run_id} is driven by {holder.lease_owner} until {holder.lease_until}"
-                    )
+                    raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now)
             item = self._changed(run_id, values, expect_status)
             self._runs[run_id] = item
         return run_from_item(item)
@@ -194,7 +192,7 @@ class MemoryStore:
         """Leased runs whose lease ended before ``now``, oldest first (each shard read)."""
         with self._lock:
             leased = [i for i in self._runs.values() if "gsi3pk" in i]
-        cut = lease_sk(now, "")
+        cut = lease_sk(now, "\uffff")
         found = sorted(
             (item for item in leased if item["gsi3sk"]["S"] < cut),
             key=lambda item: str(item["gsi3sk"]["S"]),

@@ -42,7 +42,9 @@ def test_commit_step_puts_the_step_and_changes_the_run_together(store: Store) ->
 def test_a_refused_commit_step_changes_nothing(store: Store) -> None:
     store.start_run(run(status=RunStatus.PAUSED), ckpt(0, True))
     with pytest.raises(InvalidRunState, match="paused"):
-        store.commit_step(ckpt(1), {"status": RunStatus.COMPLETED}, expect_status={RunStatus.RUNNING})
+        store.commit_step(
+            ckpt(1), {"status": RunStatus.COMPLETED}, expect_status={RunStatus.RUNNING}
+        )
     assert [c.seq for c in store.list_checkpoints("r1")] == [0]  # the step stays free
     store.put_checkpoint(ckpt(1))
     with pytest.raises(CheckpointConflict):

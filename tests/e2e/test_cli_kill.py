@@ -92,7 +92,12 @@ def test_killed_run_resumes_to_the_same_end(emulator_env: dict[str, str]) -> Non
     assert shown.returncode == 0, shown.stderr
     assert "running" in shown.stdout.splitlines()[0]
 
-    resumed = cli(emulator_env, "resume", "killed")
+    held = cli(emulator_env, "resume", "killed")  # the killed process's lease still stands
+    assert held.returncode != 0
+    assert "pflambda resume --force" in held.stderr
+    assert len(held.stderr.strip().splitlines()) == 1
+
+    resumed = cli(emulator_env, "resume", "killed", "--force")
     assert resumed.returncode == 0, resumed.stderr
     result = last_json(resumed.stdout)
     assert result["status"] == "completed"

@@ -24,7 +24,7 @@ from pflambda.errors import (
     SerializationError,
 )
 from pflambda.queues.memory import MemoryQueue
-from pflambda.stores.base import RunStatus
+from pflambda.stores.base import LeaseHeld, RunStatus
 from pflambda.stores.memory import MemoryStore
 
 FLOWS = {
@@ -108,11 +108,22 @@ class CrashingStore(MemoryStore):
         super().__init__()
         self.crash_at, self.writes = crash_at, 0
 
-    def put_checkpoint(self, checkpoint: Any) -> None:
+    def _tick(self) -> None:
         self.writes += 1
         if self.writes == self.crash_at:
             raise SystemExit("simulated crash")
+
+    def start_run(self, record: Any, checkpoint: Any) -> None:
+        self._tick()
+        super().start_run(record, checkpoint)
+
+    def put_checkpoint(self, checkpoint: Any) -> None:
+        self._tick()
         super().put_checkpoint(checkpoint)
+
+    def commit_step(self, checkpoint: Any, changes: Any, **kw: Any) -> None:
+        self._tick()
+        super().commit_step(checkpoint, changes, **kw)
 
 
 @pytest.mark.parametrize("ref", FLOWS)
@@ -120,11 +131,15 @@ def test_a_crash_before_any_checkpoint_write_loses_nothing(ref: str) -> None:
     expected_shared, _ = in_process(ref, FLOWS[ref])
     total = len(list(_clean_timeline(ref)))
     for crash_at in range(2, total + 1):
-        store = CrashingStore(crash_at)
-        engine = Engine(store, MemoryBlobStore(), clock=FakeClock())
+        store, clock = CrashingStore(crash_at), FakeClock()
+        engine = Engine(store, MemoryBlobStore(), clock=clock)
         with pytest.raises(SystemExit):
             engine.start(ref, copy.deepcopy(FLOWS[ref]), run_id="r")
         store.crash_at = -1
+        with pytest.raises(LeaseHeld):  # the dead driver's lease still stands ...
+            engine.resume("r")
+        clock.advance(engine.lease_seconds)  # ... until it lapses
+        assert [r.run_id for r in store.list_stalled(clock.now())] == ["r"]
         outcome = engine.resume("r")
         assert outcome.status == RunStatus.COMPLETED, crash_at
         assert outcome.shared == expected_shared, crash_at
@@ -193,14 +208,29 @@ def test_reply_to_a_run_that_asked_nothing_is_refused(engine: Engine) -> None:
         engine.resume("r", reply="yes")
 
 
-def test_cancel_is_checked_between_nodes(engine: Engine) -> None:
+def test_cancel_of_a_run_nobody_drives_is_immediate(engine: Engine) -> None:
     engine.start("tests.flows.sample:loop", {"limit": 10}, run_id="r", max_steps=2)
-    engine.cancel("r")
-    outcome = engine.resume("r")
-    assert outcome.status == RunStatus.CANCELLED
-    assert outcome.seq == 2
+    assert engine.cancel("r").status == RunStatus.CANCELLED
+    with pytest.raises(InvalidRunState, match="cancelled"):
+        engine.resume("r")
     with pytest.raises(InvalidRunState, match="cancelled"):
         engine.cancel("r")
+
+
+def test_cancel_reaches_a_driver_between_nodes_without_a_read_per_step(engine: Engine) -> None:
+    reads = []
+    original = engine.store.get_run
+    engine.store.get_run = lambda run_id: reads.append(run_id) or original(run_id)  # type: ignore[method-assign]
+
+    def on_step(event: Any) -> None:
+        if event.seq == 2:
+            engine.cancel("r")  # another request, while this invocation drives the run
+
+    outcome = engine.start("tests.flows.sample:loop", {"limit": 10}, run_id="r", on_step=on_step)
+    assert outcome.status == RunStatus.CANCELLED
+    assert outcome.seq == 2  # the step after the cancel was never committed
+    assert len(reads) == 2  # the cancel's own read, and the driver's one read on conflict
+    assert [c.seq for c in engine.store.list_checkpoints("r")] == [0, 1, 2]
 
 
 def test_cancel_a_paused_run_is_immediate(engine: Engine) -> None:
