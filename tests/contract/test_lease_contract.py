@@ -93,7 +93,8 @@ def test_a_lease_needs_the_expected_status(store: Store) -> None:
         expect_status={RunStatus.FAILED},
         changes={"status": RunStatus.RUNNING, "error": None},
     )
-    assert got.status == RunStatus.RUNNING and got.lease_owner == "a"
+    assert got.status == RunStatus.RUNNING
+    assert got.lease_owner == "a"
 
 
 def test_stalled_runs_come_from_the_lease_index(store: Store) -> None:
