@@ -256,8 +256,7 @@ class Engine:
                 changes.pop("lease_until"),
                 now=self.clock.now(),
                 expect_status=expect,
-                takeover={lease.QUEUED, *takeover, *([record.lease_owner] if force else [])}
-                - {None},
+                takeover=_takeover(takeover, record.lease_owner if force else None),
                 changes={k: v for k, v in changes.items() if k != "lease_owner"},
             )
         if live.record.status != record.status:
@@ -346,6 +345,12 @@ class Engine:
     def expiry(self) -> int:
         """Epoch seconds at which a record written now may expire (the run's TTL)."""
         return int(self.clock.now() + self.ttl_days * 86400)
+
+
+def _takeover(named: Collection[str], forced: str | None) -> set[str]:
+    """Whose leases a resume may take over: the queue's always, a named holder's, and
+    (forced) whoever holds it now."""
+    return {lease.QUEUED, *named, *([forced] if forced is not None else [])}
 
 
 def _run_sync(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
