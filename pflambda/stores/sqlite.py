@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from pflambda.embedded import Database
 from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
+from pflambda.limits import MARKER_CANCEL
 from pflambda.stores._fanout_items import (
     chunk_from_item,
     chunk_item,
@@ -35,6 +36,8 @@ from pflambda.stores._item import (
     checkpoint_from_item,
     checkpoint_item,
     info_from_item,
+    lease_sk,
+    marker_item,
     refused,
     run_from_item,
     run_item,
@@ -44,6 +47,7 @@ from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
     FanOut,
+    LeaseHeld,
     Page,
     RunRecord,
     RunStatus,
@@ -63,6 +67,11 @@ SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (sort_key)",
     "CREATE INDEX IF NOT EXISTS runs_by_context ON runs (context_id, sort_key)",
     "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, sort_key)",
+    """CREATE TABLE IF NOT EXISTS leases (
+        run_id TEXT PRIMARY KEY,
+        lease_key TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS leases_by_end ON leases (lease_key)",
     """CREATE TABLE IF NOT EXISTS checkpoints (
         run_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -87,7 +96,11 @@ SCHEMA: Final = (
         PRIMARY KEY (run_id, seq, chunk)
     ) WITHOUT ROWID""",
 )
-"""The store's tables: one row per DynamoDB item, keyed as the item is."""
+"""The store's tables: one row per DynamoDB item, keyed as the item is; ``leases`` is
+the sparse lease index (a row only while a run is leased)."""
+
+_NOT_MARKER: Final = "json_extract(item, '$.marker') IS NULL"
+"""SQL: a step row that is a checkpoint, not a cancel's marker."""
 
 
 class SQLiteStore:
@@ -108,11 +121,20 @@ class SQLiteStore:
         check_size(item, f"run {record.run_id}")
         try:
             with self.db.write() as conn:
-                conn.execute(
-                    "INSERT INTO runs (run_id, sort_key, context_id, owner, item) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (record.run_id, *_index(item), _dump(item)),
-                )
+                _insert_run(conn, record.run_id, item)
+        except sqlite3.IntegrityError:
+            raise RunExists(f"run {record.run_id} already exists") from None
+
+    def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
+        """Store a new run and its checkpoint 0 in one transaction; RunExists if taken."""
+        item = run_item(record)
+        check_size(item, f"run {record.run_id}")
+        step = checkpoint_item(checkpoint)
+        check_size(step, f"checkpoint {checkpoint.seq} of run {record.run_id}")
+        try:
+            with self.db.write() as conn:
+                _insert_run(conn, record.run_id, item)
+                _insert_step(conn, record.run_id, checkpoint.seq, step)
         except sqlite3.IntegrityError:
             raise RunExists(f"run {record.run_id} already exists") from None
 
@@ -132,40 +154,91 @@ class SQLiteStore:
         expect_status: Collection[RunStatus] | None = None,
     ) -> RunRecord:
         """Change the named fields (``None`` removes one), if the status is as expected."""
-        values = update_values(changes)
+        values = update_values(run_id, changes)
+        with self.db.write() as conn:
+            item = _update(conn, run_id, values, expect_status)
+        return run_from_item(item)
+
+    def commit_step(
+        self,
+        checkpoint: Checkpoint,
+        changes: Mapping[str, Any],
+        *,
+        expect_status: Collection[RunStatus],
+    ) -> None:
+        """Put the checkpoint and change the run in one transaction: both or neither."""
+        step = checkpoint_item(checkpoint)
+        run_id = checkpoint.run_id
+        check_size(step, f"checkpoint {checkpoint.seq} of run {run_id}")
+        values = update_values(run_id, changes)
+        try:
+            with self.db.write() as conn:
+                _insert_step(conn, run_id, checkpoint.seq, step)
+                _update(conn, run_id, values, expect_status)
+        except sqlite3.IntegrityError:
+            raise CheckpointConflict(
+                f"run {run_id} already has checkpoint {checkpoint.seq}"
+            ) from None
+
+    def acquire_lease(
+        self,
+        run_id: str,
+        owner: str,
+        until: float,
+        *,
+        now: float,
+        expect_status: Collection[RunStatus] = (RunStatus.RUNNING,),
+        takeover: Collection[str] = (),
+        changes: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """Lease the run to ``owner`` if nobody else holds a live lease (see the protocol)."""
+        values = update_values(
+            run_id, {**(changes or {}), "lease_owner": owner, "lease_until": until}
+        )
         with self.db.write() as conn:
             row = conn.execute("SELECT item FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFound(f"no run {run_id}")
-            item: Item = json.loads(row[0])
-            status = RunStatus(item["status"]["S"])
-            if expect_status is not None and status not in expect_status:
-                raise refused(run_id, status, expect_status)
-            for attr, value in values.items():
-                if value is None:
-                    item.pop(attr, None)
-                else:
-                    item[attr] = value
-            check_size(item, f"run {run_id}")
-            conn.execute(
-                "UPDATE runs SET sort_key = ?, context_id = ?, owner = ?, item = ? "
-                "WHERE run_id = ?",
-                (*_index(item), _dump(item), run_id),
-            )
+            if row is not None:
+                holder = run_from_item(json.loads(row[0]))
+                free = not holder.leased(now) or holder.lease_owner in {owner, *takeover}
+                if holder.status in expect_status and not free:
+                    raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now)
+            item = _update(conn, run_id, values, expect_status)
         return run_from_item(item)
+
+    def claim_step(self, run_id: str) -> int:
+        """Put a marker on the step after the newest one (or return the marker there)."""
+        with self.db.write() as conn:
+            run = conn.execute("SELECT item FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise RunNotFound(f"no run {run_id}")
+            row = conn.execute(
+                "SELECT seq, json_extract(item, '$.marker') FROM checkpoints "
+                "WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            if row is not None and row[1] is not None:
+                return int(row[0])
+            seq = 0 if row is None else int(row[0]) + 1
+            _insert_step(conn, run_id, seq, marker_item(run_id, seq, MARKER_CANCEL, None))
+        return seq
+
+    def list_stalled(self, now: float, *, limit: int = 100) -> list[RunRecord]:
+        """Runs whose lease ended before ``now``, oldest first, through the lease index."""
+        with self.db.errors():
+            rows = self._read(
+                "SELECT runs.item FROM leases JOIN runs USING (run_id) "
+                "WHERE leases.lease_key < ? ORDER BY leases.lease_key LIMIT ?",
+                (lease_sk(now, "\uffff"), limit),
+            ).fetchall()
+        return [run_from_item(json.loads(item)) for (item,) in rows]
 
     def put_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Commit a step; :class:`~pflambda.errors.CheckpointConflict` if ``seq`` exists."""
         item = checkpoint_item(checkpoint)
         check_size(item, f"checkpoint {checkpoint.seq} of run {checkpoint.run_id}")
-        body = item.pop("body")["B"]
         try:
             with self.db.write() as conn:
-                conn.execute(
-                    "INSERT INTO checkpoints (run_id, seq, snapshot, item, body) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (checkpoint.run_id, checkpoint.seq, checkpoint.snapshot, _dump(item), body),
-                )
+                _insert_step(conn, checkpoint.run_id, checkpoint.seq, item)
         except sqlite3.IntegrityError:
             raise CheckpointConflict(
                 f"run {checkpoint.run_id} already has checkpoint {checkpoint.seq}"
@@ -178,7 +251,8 @@ class SQLiteStore:
             rows = self._read(
                 "SELECT item, body FROM checkpoints WHERE run_id = ?1 AND seq <= ?2 AND seq >= "
                 "COALESCE((SELECT max(seq) FROM checkpoints "
-                "WHERE run_id = ?1 AND snapshot = 1 AND seq <= ?2), 0) ORDER BY seq",
+                "WHERE run_id = ?1 AND snapshot = 1 AND seq <= ?2), 0) "
+                f"AND {_NOT_MARKER} ORDER BY seq",
                 (run_id, top),
             ).fetchall()
         return [checkpoint_from_item(run_id, _with_body(item, body)) for item, body in rows]
@@ -187,7 +261,8 @@ class SQLiteStore:
         """Every checkpoint with ``seq > after``, oldest first, without bodies."""
         with self.db.errors():
             rows = self._read(
-                "SELECT item FROM checkpoints WHERE run_id = ? AND seq > ? ORDER BY seq",
+                f"SELECT item FROM checkpoints WHERE run_id = ? AND seq > ? AND {_NOT_MARKER} "
+                "ORDER BY seq",
                 (run_id, after),
             ).fetchall()
         return iter([info_from_item(json.loads(item)) for (item,) in rows])
@@ -196,7 +271,8 @@ class SQLiteStore:
         """The newest checkpoint without its body; ``None`` if the run has none."""
         with self.db.errors():
             row = self._read(
-                "SELECT item FROM checkpoints WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                f"SELECT item FROM checkpoints WHERE run_id = ? AND {_NOT_MARKER} "
+                "ORDER BY seq DESC LIMIT 1",
                 (run_id,),
             ).fetchone()
         return None if row is None else info_from_item(json.loads(row[0]))
@@ -320,6 +396,65 @@ def _index(item: Item) -> tuple[str, str | None, str | None]:
         None if context is None else context["S"],
         None if owner is None else owner["S"],
     )
+
+
+def _insert_run(conn: sqlite3.Connection, run_id: str, item: Item) -> None:
+    """Insert a run's row (IntegrityError if the id is taken) and its lease index row."""
+    conn.execute(
+        "INSERT INTO runs (run_id, sort_key, context_id, owner, item) VALUES (?, ?, ?, ?, ?)",
+        (run_id, *_index(item), _dump(item)),
+    )
+    _index_lease(conn, run_id, item)
+
+
+def _insert_step(conn: sqlite3.Connection, run_id: str, seq: int, item: Item) -> None:
+    """Insert a step's row (IntegrityError if the step is taken); markers have no body."""
+    item = dict(item)
+    body = item.pop("body", {"B": b""})["B"]
+    snapshot = bool(item.get("snapshot", {}).get("BOOL", False))
+    conn.execute(
+        "INSERT INTO checkpoints (run_id, seq, snapshot, item, body) VALUES (?, ?, ?, ?, ?)",
+        (run_id, seq, snapshot, _dump(item), body),
+    )
+
+
+def _update(
+    conn: sqlite3.Connection,
+    run_id: str,
+    values: Mapping[str, dict[str, Any] | None],
+    expect_status: Collection[RunStatus] | None,
+) -> Item:
+    """Apply ``values`` to the run's row if its status is as expected (inside a write)."""
+    row = conn.execute("SELECT item FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(f"no run {run_id}")
+    item: Item = json.loads(row[0])
+    status = RunStatus(item["status"]["S"])
+    if expect_status is not None and status not in expect_status:
+        raise refused(run_id, status, expect_status)
+    for attr, value in values.items():
+        if value is None:
+            item.pop(attr, None)
+        else:
+            item[attr] = value
+    check_size(item, f"run {run_id}")
+    conn.execute(
+        "UPDATE runs SET sort_key = ?, context_id = ?, owner = ?, item = ? WHERE run_id = ?",
+        (*_index(item), _dump(item), run_id),
+    )
+    _index_lease(conn, run_id, item)
+    return item
+
+
+def _index_lease(conn: sqlite3.Connection, run_id: str, item: Item) -> None:
+    """Keep the lease index row in step with the item's ``gsi3sk`` (present or not)."""
+    key = item.get("gsi3sk")
+    if key is None:
+        conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))
+    else:
+        conn.execute(
+            "INSERT OR REPLACE INTO leases (run_id, lease_key) VALUES (?, ?)", (run_id, key["S"])
+        )
 
 
 def _fanout_row(conn: sqlite3.Connection, run_id: str, seq: int) -> Item:
