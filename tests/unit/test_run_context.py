@@ -56,7 +56,7 @@ def test_a_step_run_again_after_a_crash_has_the_same_key() -> None:
     with pytest.raises(KeyboardInterrupt):
         engine.start("tests.flows.context:crashing", {}, run_id="r-crash")
     assert engine.store.get_run("r-crash").status == RunStatus.RUNNING
-    outcome = engine.resume("r-crash")
+    outcome = engine.resume("r-crash", force=True)  # the dead driver's lease still stands
     assert outcome.status == RunStatus.COMPLETED
     assert CRASHES == ["r-crash/2/side-effect", "r-crash/2/side-effect"]
     assert outcome.shared["crash_key"] == "r-crash/2/side-effect"
