@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test
+.PHONY: install test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test tck
 
 # aws-sam-cli pins its own boto3, so it lives in a venv of its own.
 SAM_VENV    ?= .sam-venv
@@ -47,6 +47,11 @@ test-deep: $(STAMP)
 PORT ?= 8080
 local: $(STAMP)
 	$(BIN)/pflambda local --host 127.0.0.1 --port $(PORT)
+
+# The official A2A TCK (1.0 over JSON-RPC and HTTP+JSON; 0.3 mandatory and capabilities)
+# against `pflambda local` serving tests/tck/handlers. Installs the TCK into .tck/ (once).
+tck: $(STAMP)
+	$(BIN)/python tests/tck/run.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/core_overhead.py

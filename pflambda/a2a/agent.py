@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pflambda import limits
-from pflambda.a2a.card import Skill
+from pflambda.a2a.card import CardInfo, Skill
 from pflambda.a2a.model import Artifact, Message, Part
 from pflambda.engine.flowref import FlowSource, ref_of
 
@@ -72,6 +72,7 @@ class Agent:
         settings: Settings | None = None,
         engine: Engine | None = None,
         max_body_bytes: int = 1_000_000,
+        card: CardInfo | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"agent name must be lowercase letters, digits and '-': {name!r}")
@@ -87,6 +88,8 @@ class Agent:
             raise ValueError(f"auth must be a BearerAuth, None or 'auto', not {auth!r}")
         self.auth: BearerAuth | None = _auth_from_env() if isinstance(auth, str) else auth
         self.streaming, self.push_notifications = streaming, push_notifications
+        self.card_info = card or CardInfo()
+        """What the card says beyond name, skills and capabilities (modes, provider...)."""
         self.expose_errors, self.max_body_bytes = expose_errors, max_body_bytes
         self._settings, self._engine = settings, engine
         self.api_margin_ms = limits.API_MARGIN_MS

@@ -15,7 +15,12 @@ from pflambda.a2a.tasks import Caller
 from pflambda.a2a.wire import Version
 from pflambda.http import HttpRequest
 
-__all__ = ["ApiDeadline", "Call", "declared_version"]
+__all__ = ["ApiDeadline", "Call", "agent_url", "declared_version"]
+
+
+def agent_url(request: HttpRequest, path: str) -> str:
+    """``base_url`` + the agent's ``path``, ending in a slash (what its card says)."""
+    return (request.base_url or "").rstrip("/") + path.rstrip("/") + "/"
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Call:
     params: dict[str, Any]
     version: Version
     caller: Caller
+    url: str = ""
+    """The agent's URL as the caller addressed it (for the extended card)."""
 
 
 def declared_version(request: HttpRequest) -> str | None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import errors as err
 from pflambda.a2a import jsonrpc, rest
 from pflambda.a2a.auth import Unauthorized, principal_of
-from pflambda.a2a.call import Call
-from pflambda.a2a.card import build_card, card_etag
+from pflambda.a2a.call import Call, declared_version
+from pflambda.a2a.card import build_card, card_etag, media_accepted
 from pflambda.a2a.model import TaskState
 from pflambda.a2a.tasks import TaskService
 from pflambda.a2a.wire import (
@@ -55,6 +56,8 @@ class Dispatcher:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.tasks: TaskService = agent.tasks
+        self.card_modified = formatdate(agent.engine.clock.now(), usegmt=True)
+        """``Last-Modified`` of the card: it changes only with the code, so with the process."""
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -76,13 +79,18 @@ class Dispatcher:
             return _http_error(405, "A2A JSON-RPC takes POST", {"Allow": "POST"})
         return jsonrpc.handle(self, request, principal)
 
-    def card(self, request: HttpRequest) -> dict[str, Any]:
-        """The agent card for the URL this request came in on."""
+    def card(self, request: HttpRequest, *, extended: bool = False) -> dict[str, Any]:
+        """The agent card for the URL this request came in on, in the shape of the
+        protocol the request asks for (:func:`card_protocol`)."""
         path = request.path
         for suffix in CARD_PATHS:
             if path.endswith(suffix):
                 path = path[: -len(suffix)]
         url = (request.base_url or "").rstrip("/") + (path.rstrip("/") + "/")
+        return self.card_at(url, card_protocol(request), extended=extended)
+
+    def card_at(self, url: str, protocol: str, *, extended: bool = False) -> dict[str, Any]:
+        """The card of this agent served at ``url``, for ``protocol`` "1.0" or "0.3"."""
         return build_card(
             name=self.agent.name,
             description=self.agent.description,
@@ -92,16 +100,27 @@ class Dispatcher:
             streaming=self.agent.streaming,
             push=self.agent.push_notifications,
             bearer=self.agent.auth is not None,
+            info=self.agent.card_info,
+            protocol=protocol,
+            extended=extended,
         )
 
     def _card(self, request: HttpRequest) -> HttpResponse:
         card = self.card(request)
         etag = card_etag(card)
-        headers = {**JSON, "Cache-Control": "public, max-age=300", "ETag": etag}
-        if request.headers.get("if-none-match") == etag:
-            return HttpResponse(304, {"ETag": etag, "Cache-Control": headers["Cache-Control"]})
+        cache = {
+            "Cache-Control": "public, max-age=300",
+            "ETag": etag,
+            "Last-Modified": self.card_modified,
+            "Vary": "A2A-Version",
+        }
+        if request.headers.get("if-none-match") == etag or (
+            "if-none-match" not in request.headers
+            and request.headers.get("if-modified-since") == self.card_modified
+        ):
+            return HttpResponse(304, cache)
         body = b"" if request.method == "HEAD" else json.dumps(card).encode()
-        return HttpResponse(200, headers, body)
+        return HttpResponse(200, {**JSON, **cache}, body)
 
     def fault(self, call: Call, exc: Exception) -> err.A2AError:
         """The A2A error a failed call answers with (unexpected ones are logged)."""
@@ -139,7 +158,21 @@ class Dispatcher:
             )
             return message, config, task_id
         message = parse_message(params.get("message"), v)
+        self._check_media(message)
         return message, self._send_config(params.get("configuration"), v), None
+
+    def _check_media(self, message: Any) -> None:
+        """-32005 for a part whose media type the card's input modes do not accept."""
+        modes = [*self.agent.card_info.input_modes]
+        modes += [m for skill in self.agent.skills for m in skill.input_modes]
+        implied = {"text": "text/plain", "data": "application/json"}
+        for i, part in enumerate(message.parts):
+            media = part.media_type or implied.get(part.kind)
+            if media is not None and not media_accepted(media, modes):
+                raise err.ContentTypeNotSupported(
+                    f"params.message.parts[{i}]: this agent does not accept {media} "
+                    f"(it accepts {', '.join(modes)})"
+                )
 
     def _send_config(self, doc: Any, v: Version) -> Any:
         """A send's configuration; its push config is checked as a set's would be."""
@@ -237,7 +270,10 @@ class Dispatcher:
         return None
 
     def extended_card(self, call: Call) -> Any:
-        raise err.ExtendedCardNotConfigured()
+        if not self.agent.card_info.extended_skills:
+            raise err.ExtendedCardNotConfigured()
+        protocol = "1.0" if call.version is Version.V1_0 else "0.3"
+        return self.card_at(call.url, protocol, extended=True)
 
     # -- small pieces ----------------------------------------------------------------
 
@@ -293,6 +329,15 @@ METHODS: dict[str, tuple[Version, Handler, bool]] = {
     "tasks/sendSubscribe": (Version.V0_1, Dispatcher.send_stream, True),
 }
 """Method -> (protocol version, handler, streams?)."""
+
+
+def card_protocol(request: HttpRequest) -> str:
+    """Which card a request gets: "0.3" at the legacy ``agent.json`` path or with an
+    ``A2A-Version: 0.x`` header (or query parameter), else "1.0"."""
+    if request.path.endswith("/.well-known/agent.json"):
+        return "0.3"
+    declared = declared_version(request)
+    return "0.3" if declared is not None and declared.split(".")[0] == "0" else "1.0"
 
 
 def _parse_state(value: Any) -> TaskState:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import errors as err
-from pflambda.a2a.call import ApiDeadline, Call, check_version
+from pflambda.a2a.call import ApiDeadline, Call, agent_url, check_version, declared_version
 from pflambda.a2a.model import StatusUpdate, Task
 from pflambda.a2a.tasks import PING, Caller
 from pflambda.a2a.wire import Version, camel_keys, check_text, render_event
@@ -27,7 +27,7 @@ from pflambda.http import HttpRequest, HttpResponse
 if TYPE_CHECKING:
     from pflambda.a2a.dispatcher import Dispatcher
 
-__all__ = ["JSON", "handle", "sse_response", "to_bytes"]
+__all__ = ["JSON", "handle", "is_json", "sse_response", "to_bytes"]
 
 log = logging.getLogger("pflambda.a2a")
 
@@ -41,6 +41,13 @@ def handle(dispatcher: Dispatcher, request: HttpRequest, principal: str) -> Http
     """Answer one JSON-RPC request for ``dispatcher``'s agent."""
     from pflambda.a2a.dispatcher import METHODS
 
+    kind = request.headers.get("content-type")
+    if kind is not None and not is_json(kind):
+        refusal = err.ContentTypeNotSupported(
+            f"send JSON-RPC requests as application/json, not {kind.partition(';')[0]}"
+        )
+        declared = declared_version(request) or "0.3"
+        return _error(None, refusal, Version.V1_0 if declared.startswith("1") else Version.V0_3)
     limit = dispatcher.agent.max_body_bytes
     if len(request.body) > limit:
         error: err.A2AError = err.InvalidRequest(f"request body is larger than {limit} bytes")
@@ -97,7 +104,7 @@ def _parse(dispatcher: Dispatcher, request: HttpRequest, principal: str) -> Call
         params = camel_keys(params, "params")
     deadline = ApiDeadline(request.context, dispatcher.agent.engine.clock)
     caller = Caller(principal=principal, deadline=deadline, protocol=version.value)
-    return Call(rid, method, params, version, caller)
+    return Call(rid, method, params, version, caller, agent_url(request, request.path))
 
 
 def _stream(dispatcher: Dispatcher, call: Call, events: Iterator[Any]) -> HttpResponse:
@@ -112,6 +119,15 @@ def _stream(dispatcher: Dispatcher, call: Call, events: Iterator[Any]) -> HttpRe
             yield _error_frame(call.id, dispatcher.fault(call, exc), call.version)
 
     return sse_response(frames())
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type: what a browser cannot send cross-site
+    without a preflight (so a page elsewhere cannot make a user's browser call us)."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind in ("application/json", "application/json-rpc") or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 def sse_response(frames: Iterator[bytes]) -> HttpResponse:

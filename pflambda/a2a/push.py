@@ -5,9 +5,9 @@ only ``https`` URLs without userinfo whose host resolves to public addresses onl
 (``allow_private``, for local development, also lets ``http`` and private addresses through).
 
 DNS rebinding: a public name may resolve to ``127.0.0.1`` later, so :class:`PushSender` checks
-the host's addresses again right before every POST. The limit: ``urllib`` resolves the name once
-more to connect, so a DNS server changing its answer within milliseconds can still win; closing
-that needs connecting to the checked address itself, or an egress firewall (a Lambda outside any
+the host's addresses again right before every POST and connects to the address it checked (no
+second lookup; TLS still verifies the certificate for the name). With an ``opener`` of your
+own, pinning is the opener's job, or an egress firewall's (a Lambda outside any
 VPC, or a VPC without routes to private networks). At-least-once delivery is the caller's loop.
 """
 
@@ -19,6 +19,8 @@ import json
 import logging
 import random
 import socket
+import ssl
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -105,8 +107,8 @@ def _split(url: str, *, allow_private: bool) -> tuple[str, str, int]:
     return normalised, host, port or (443 if scheme == "https" else 80)
 
 
-def _check_host(host: str, port: int, resolver: Resolver) -> None:
-    """Raise :class:`PushConfigError` unless every address of ``host`` is public."""
+def _check_host(host: str, port: int, resolver: Resolver) -> list[str]:
+    """``host``'s addresses; :class:`PushConfigError` unless every one is public."""
     try:
         addresses = [str(ipaddress.ip_address(host))]  # a literal IP: nothing to resolve
     except ValueError:
@@ -117,6 +119,7 @@ def _check_host(host: str, port: int, resolver: Resolver) -> None:
         reason = _not_public(address)
         if reason:
             raise PushConfigError(f"push URL host {host!r} has {reason} address {address}")
+    return addresses
 
 
 def _not_public(address: str) -> str | None:
@@ -140,10 +143,15 @@ def _getaddrinfo(host: str, port: int) -> list[str]:
     return [str(info[4][0]).split("%", 1)[0] for info in infos]
 
 
-def _urlopen(request: urllib.request.Request, timeout: float) -> tuple[int, Mapping[str, str]]:
-    """The default :data:`Opener`: plain urllib HTTP(S), without proxies or redirects."""
+def _urlopen(
+    request: urllib.request.Request, timeout: float, address: str | None = None
+) -> tuple[int, Mapping[str, str]]:
+    """Plain urllib HTTP(S), without proxies or redirects; an https URL goes to ``address``
+    when given (the checked address: no second DNS lookup for a rebinding to win)."""
     opener = urllib.request.OpenerDirector()  # no redirect handler: a 3xx is an HTTPError
-    for handler in ("HTTPSHandler", "HTTPHandler", "HTTPDefaultErrorHandler", "HTTPErrorProcessor"):
+    https = urllib.request.HTTPSHandler() if address is None else _PinnedHTTPSHandler(address)
+    opener.add_handler(https)
+    for handler in ("HTTPHandler", "HTTPDefaultErrorHandler", "HTTPErrorProcessor"):
         opener.add_handler(getattr(urllib.request, handler)())
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -151,6 +159,33 @@ def _urlopen(request: urllib.request.Request, timeout: float) -> tuple[int, Mapp
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to a fixed address; TLS (SNI, certificate) still for the name."""
+
+    def __init__(self, host: str, *, address: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        tls = ssl.create_default_context()
+        self.sock = tls.wrap_socket(sock, server_hostname=self.host)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS handler, connecting to ``address`` whatever the name resolves to now."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> _PinnedHTTPSConnection:
+            return _PinnedHTTPSConnection(host, address=self.address, **kwargs)
+
+        return self.do_open(connection, req)
 
 
 class _Outcome(NamedTuple):
@@ -181,7 +216,9 @@ class PushSender:
         self.allow_private, self.max_attempts, self.timeout = allow_private, max_attempts, timeout
         self.base_delay, self.max_delay = base_delay, max_delay
         self.clock: Clock = clock or SystemClock()
-        self._open: Opener = opener or _urlopen
+        self._open: Opener = opener or self._open_pinned
+        self._pinned = threading.local()
+        """The address :meth:`_attempt` checked, for the default opener to connect to."""
         self._resolve: Resolver = resolver or _getaddrinfo
         self._rng = rng or random.Random()
 
@@ -211,13 +248,15 @@ class PushSender:
 
     def _attempt(self, request: urllib.request.Request, host: str, port: int) -> _Outcome:
         """One POST, after checking the host's addresses again (DNS may have changed)."""
+        address = None
         if not self.allow_private:
             try:
-                _check_host(host, port, self._resolve)
+                address = _check_host(host, port, self._resolve)[0]
             except PushConfigError as exc:
                 return _Outcome(None, f"refused: {exc}")
             except OSError as exc:
                 return _Outcome(None, f"cannot resolve {host!r}: {exc}", retry=True)
+        self._pinned.address = address
         try:
             status, reply = self._open(request, self.timeout)
         except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
@@ -233,6 +272,12 @@ class PushSender:
             wait = _retry_after(reply) if status in (429, 503) else None
             return _Outcome(status, f"HTTP {status}", retry=True, retry_after=wait)
         return _Outcome(status, f"HTTP {status}")
+
+    def _open_pinned(
+        self, request: urllib.request.Request, timeout: float
+    ) -> tuple[int, Mapping[str, str]]:
+        """The default opener, connecting to the address just checked (if any)."""
+        return _urlopen(request, timeout, getattr(self._pinned, "address", None))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """The server's ``Retry-After`` if it gave one, else full jitter; at most ``max_delay``."""

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import errors as err
-from pflambda.a2a.call import ApiDeadline, Call, declared_version
-from pflambda.a2a.jsonrpc import JSON, sse_response, to_bytes
+from pflambda.a2a.call import ApiDeadline, Call, agent_url, declared_version
+from pflambda.a2a.jsonrpc import JSON, is_json, sse_response, to_bytes
 from pflambda.a2a.tasks import PING, Caller
 from pflambda.a2a.wire import Version, camel_keys, check_text, render_event
 from pflambda.http import HttpRequest, HttpResponse
@@ -78,6 +78,8 @@ class Route:
     method: str | None
     path_params: dict[str, str]
     allow: tuple[str, ...] = ()
+    root: str = "/"
+    """The agent's path: the request's path before the route."""
 
 
 def match(request: HttpRequest) -> Route | None:
@@ -89,7 +91,8 @@ def match(request: HttpRequest) -> Route | None:
         if found is None:
             continue
         if route_verb == verb:
-            return Route(method, {k: v for k, v in found.groupdict().items() if v is not None})
+            params = {k: v for k, v in found.groupdict().items() if v is not None}
+            return Route(method, params, root=request.path[: found.start()])
         allow.append(route_verb)
     if not allow or verb == "POST":  # a POST no route takes is a JSON-RPC call
         return None
@@ -142,15 +145,15 @@ def _call(dispatcher: Dispatcher, request: HttpRequest, principal: str, route: R
     check_text(params, "request")
     deadline = ApiDeadline(request.context, dispatcher.agent.engine.clock)
     caller = Caller(principal=principal, deadline=deadline, protocol=Version.V1_0.value)
-    return Call(None, method, params, Version.V1_0, caller)
+    return Call(None, method, params, Version.V1_0, caller, agent_url(request, route.root))
 
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     if not request.body.strip():
         return {}
-    kind = request.headers.get("content-type", "application/json").partition(";")[0].strip()
-    if kind.lower() not in ("application/json", "application/a2a+json"):
-        raise _UnsupportedBody(f"send the body as application/json, not {kind or 'nothing'}")
+    kind = request.headers.get("content-type", "application/json")
+    if not is_json(kind):
+        raise _UnsupportedBody(f"send the body as application/json, not {kind.partition(';')[0]}")
     try:
         doc = json.loads(request.body)
     except (ValueError, RecursionError):

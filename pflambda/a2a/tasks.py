@@ -15,7 +15,7 @@ import asyncio
 import queue
 import threading
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -393,10 +393,24 @@ class TaskService:
             raise UnsupportedOperation(f"task {task_id} is {_STATES[record.status]}")
         task = self.task(record, artifacts=False)
         yield task
-        if record.status == RunStatus.PAUSED:
-            return
         seq = max((c.seq for c in self.engine.store.list_checkpoints(task_id)), default=0)
+        if record.status == RunStatus.PAUSED and not (yield from self._await_reply(record, caller)):
+            return
         yield from self._follow(task, seq, caller)
+
+    def _await_reply(self, paused: RunRecord, caller: Caller) -> Generator[Any, None, bool]:
+        """Wait (pinging) until a paused task is answered; False if time runs out first."""
+        clock, idle = self.engine.clock, 0.0
+        while _time_left(caller) >= 2_000:
+            record = self.engine.store.get_run(paused.run_id)
+            if record.status != RunStatus.PAUSED or record.updated_at != paused.updated_at:
+                return True
+            clock.sleep(self.agent.poll_seconds)
+            idle += self.agent.poll_seconds
+            if idle >= self.agent.ping_seconds:
+                idle = 0.0
+                yield PING
+        return False
 
     def _follow(self, task: Task, seq: int, caller: Caller) -> Iterator[Any]:
         clock, idle = self.engine.clock, 0.0

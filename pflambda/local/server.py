@@ -141,6 +141,14 @@ def _json(status: int, doc: Any) -> HttpResponse:
     return HttpResponse(status, {"Content-Type": "application/json"}, json.dumps(doc).encode())
 
 
+def _cross_site(headers: Any) -> bool:
+    """A browser request from another origin (CSRF): its ``Origin`` is not this server."""
+    origin = headers.get("Origin")
+    if origin is None:
+        return str(headers.get("Sec-Fetch-Site", "same-origin")) not in ("same-origin", "none")
+    return bool(origin != f"http://{headers.get('Host', '')}")
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a stream still open must not hold up stop()
@@ -185,9 +193,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self) -> HttpResponse:
         local = self.server.local
-        path = unquote(urlsplit(self.path).path)
+        target = self.path
+        path = unquote(urlsplit(target).path)
+        if path in _CARD_PATHS and len(local.agents) == 1:  # the origin's own card
+            target = path = local.root_card(self.headers.get("A2A-Version"))
         if not path.startswith(AGENTS):
             return local.static(path, self.command, self._domain())
+        if self.command not in ("GET", "HEAD", "OPTIONS") and _cross_site(self.headers):
+            why = "cross-site requests are refused (the Origin is not this server)"
+            return _json(403, {"error": why})
         name = path[len(AGENTS) :].split("/", 1)[0]
         agent = local.agents.get(name)
         if agent is None:
@@ -197,7 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
             return refusal
         event = api_event(
             self.command,
-            self.path,
+            target,
             list(self.headers.items()),
             self.rfile.read(self._length()),
             domain=self._domain(),
@@ -313,6 +327,14 @@ class LocalServer:
     def card_url(self, name: str, domain: str | None = None) -> str:
         """Where an agent's card is."""
         return self.agent_url(name, domain) + ".well-known/agent-card.json"
+
+    def root_card(self, version: str | None) -> str:
+        """Where ``/.well-known/agent*.json`` at the origin goes when one agent is served:
+        that agent's legacy card (0.3: where 0.2/0.3 discovery looked), or its 1.0 card
+        for a request that says ``A2A-Version: 1.x``."""
+        name = next(iter(self.agents))
+        new = version is not None and version.strip().startswith("1")
+        return f"{AGENTS}{name}/.well-known/" + ("agent-card.json" if new else "agent.json")
 
     def static(self, path: str, method: str, domain: str) -> HttpResponse:
         """The answers that are not an agent's: the index, and 404s that say where to go."""

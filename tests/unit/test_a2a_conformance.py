@@ -174,3 +174,60 @@ def test_lone_surrogate_in_the_id_is_an_error_not_a_500(agent: Agent, version: s
     out = raw_rpc(agent, body, {"a2a-version": version})
     assert out["error"]["code"] == -32600
     assert out["id"] is None
+
+
+# -- SubscribeToTask on a task waiting for input ------------------------------------------
+
+
+def test_subscribe_to_a_paused_task_follows_it_to_the_end() -> None:
+    import threading
+
+    from tests.unit.test_a2a_dispatcher import sse
+
+    agent = make_agent("tests.flows.chat:greet")
+    agent.poll_seconds = 0.05
+    task = rpc(agent, "SendMessage", {"message": msg_v1("q")}, V1)["result"]["task"]
+    body = {"jsonrpc": "2.0", "id": "s", "method": "SubscribeToTask", "params": {"id": task["id"]}}
+    resp = agent.dispatcher.handle(request(body, V1))
+    reply = {"message": msg_v1("Ada", taskId=task["id"])}
+    answer = threading.Timer(0.3, lambda: rpc(agent, "SendMessage", reply, V1))
+    answer.start()
+    events = [e["result"] for e in sse(resp)]
+    answer.join()
+    assert events[0]["task"]["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+    assert events[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+# -- push configs given with a send --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"url": "http://example.com/hook"},  # not https
+        {"url": "https://127.0.0.1/hook"},  # private
+        {"url": "https://example.com/hook", "token": "a\r\nX-Evil: 1"},
+        {
+            "url": "https://example.com/hook",
+            "authentication": {"scheme": "Bearer", "credentials": "x\ny"},
+        },
+    ],
+)
+def test_push_config_in_a_send_is_checked_like_set(agent: Agent, config: dict[str, Any]) -> None:
+    params = {"message": msg_v1("hi"), "configuration": {"taskPushNotificationConfig": config}}
+    out = rpc(agent, "SendMessage", params, V1)
+    assert out["error"]["code"] == -32602
+    assert agent.engine.store.list_runs().runs == []
+
+
+def test_tokens_with_line_breaks_are_refused_by_set() -> None:
+    agent = make_agent("tests.flows.chat:greet", allow_private=True)
+    task = rpc(agent, "SendMessage", {"message": msg_v1("q")}, V1)["result"]["task"]
+    params = {"taskId": task["id"], "url": "http://127.0.0.1:9/hook", "token": "t\r\n"}
+    out = rpc(agent, "CreateTaskPushNotificationConfig", params, V1)
+    assert out["error"]["code"] == -32602
+    assert "control characters" in out["error"]["message"]
+    assert rpc(agent, "ListTaskPushNotificationConfigs", {"taskId": task["id"]}, V1)["result"] == {
+        "configs": [],
+        "nextPageToken": "",
+    }

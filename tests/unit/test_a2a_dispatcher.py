@@ -97,31 +97,7 @@ def agent() -> Iterator[Agent]:
 # -- the card ----------------------------------------------------------------------
 
 
-def test_card_serves_both_generations_with_cache_headers(agent: Agent) -> None:
-    for path in (
-        "/agents/test-agent/.well-known/agent-card.json",
-        "/agents/test-agent/.well-known/agent.json",
-    ):
-        resp = agent.dispatcher.handle(request(b"", method="GET", path=path))
-        assert resp.status == 200
-        card = json.loads(resp.body)  # type: ignore[arg-type]
-        url = "https://api.example.com/prod/agents/test-agent/"
-        assert card["url"] == url
-        assert card["protocolVersion"] == "0.3.0"
-        assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0", "0.3"}
-        assert card["capabilities"] == {"streaming": True, "pushNotifications": True}
-        assert card["skills"][0]["id"] == "test-agent"
-        assert resp.headers["Cache-Control"] == "public, max-age=300"
-        etag = resp.headers["ETag"]
-    again = agent.dispatcher.handle(request(b"", {"if-none-match": etag}, method="GET", path=path))
-    assert again.status == 304
-
-
-def test_card_declares_bearer_auth() -> None:
-    agent = make_agent(auth=BearerAuth(tokens=["s3cret"]))
-    resp = agent.dispatcher.handle(request(b"", method="GET", path="/.well-known/agent-card.json"))
-    card = json.loads(resp.body)  # type: ignore[arg-type]
-    assert card["security"] == [{"bearer": []}]
+# The cards: tests/unit/test_a2a_card.py
 
 
 # -- sending -----------------------------------------------------------------------

@@ -169,7 +169,6 @@ def test_index_lists_agents_with_their_cards(server: LocalServer) -> None:
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/.well-known/agent-card.json", "/agents/<name>/.well-known/agent-card.json"),
         ("/agents/nobody/", "no agent named 'nobody'"),
         ("/elsewhere", "agents are at /agents/<name>/"),
     ],
@@ -397,3 +396,55 @@ def test_banner_says_where_the_agents_are_and_how_to_ask(agent: FakeAgent) -> No
     assert f"card {url}.well-known/agent-card.json" in banner
     assert f'pflambda send {url} "your question"' in banner
     assert f"curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\"" in banner
+
+
+# -- hostile browsers and the origin's own card ------------------------------------------
+
+
+def test_cross_site_posts_are_refused(server: LocalServer, agent: FakeAgent) -> None:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {}}'
+    plain = {"Content-Type": "text/plain"}
+    for headers in (
+        {**plain, "Origin": "https://evil.example"},
+        {**plain, "Origin": "null"},
+        {**plain, "Sec-Fetch-Site": "cross-site"},
+        {"Content-Type": "application/json", "Origin": "http://localhost:1234"},
+    ):
+        status, _, raw = request(server, "POST", "/agents/echo/", body, headers)
+        assert status == 403, headers
+        assert b"cross-site" in raw
+    same = {"Origin": f"http://127.0.0.1:{server.port}", "Content-Type": "application/json"}
+    assert request(server, "POST", "/agents/echo/", body, same)[0] == 200
+    assert (
+        request(server, "POST", "/agents/echo/", body, {"Content-Type": "application/json"})[0]
+        == 200
+    )
+    status, _, _ = request(
+        server, "GET", "/agents/echo/x", None, {"Origin": "https://evil.example"}
+    )
+    assert status == 200  # reads are the browser's to protect (no CORS headers are sent)
+
+
+def test_the_only_agents_card_is_at_the_origin_too(server: LocalServer) -> None:
+    for path, headers, expected in (
+        ("/.well-known/agent-card.json", {}, "/agents/echo/.well-known/agent.json"),
+        ("/.well-known/agent.json", {}, "/agents/echo/.well-known/agent.json"),
+        (
+            "/.well-known/agent-card.json",
+            {"A2A-Version": "1.0"},
+            "/agents/echo/.well-known/agent-card.json",
+        ),
+    ):
+        status, _, raw = request(server, "GET", path, None, headers)
+        assert status == 200
+        assert json.loads(raw)["path"] == expected
+
+
+def test_with_several_agents_the_origin_has_no_card() -> None:
+    local = LocalServer({"a": FakeAgent("a"), "b": FakeAgent("b")}, port=free_port()).start()
+    try:
+        status, _, raw = request(local, "GET", "/.well-known/agent-card.json")
+        assert status == 404
+        assert len(json.loads(raw)["cards"]) == 2
+    finally:
+        local.stop()

@@ -1,0 +1,1 @@
+"""The TCK conformance agent, served by ``pflambda local`` from this directory."""

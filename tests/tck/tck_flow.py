@@ -1,0 +1,104 @@
+"""What the conformance agent does, keyed on the prefix of the first message's id.
+
+The scenarios are the TCK's (``scenarios/*.feature``): complete with a message, add a
+text/file/url/data artifact, ask for input, stream status updates and artifacts, or
+keep working long enough for a client to resubscribe.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from pflambda import Flow, InputRequired, Node
+from pflambda.a2a.model import Artifact, Message, Part
+
+SLOW_STEPS = 8
+"""Steps of the long-running scenario; each takes :data:`SLOW_STEP_SECONDS`."""
+SLOW_STEP_SECONDS = 1.0
+
+_REPLIES = {
+    "tck-complete-task": "Hello from TCK",
+    "tck-stream-001": "Stream hello from TCK",
+    "tck-stream-003": "Stream task lifecycle",
+    "tck-stream-ordering-001": "Ordered output",
+    "tck-stream-artifact-text": "Streamed text content",
+    "tck-artifact-text": "Generated text content",
+}
+
+
+def scenario(message_id: str) -> str:
+    """The scenario a message id names (its longest known prefix), else ``complete``."""
+    known = [*_REPLIES, *_OTHERS]
+    matches = [p for p in known if message_id.startswith(p)]
+    return max(matches, key=len) if matches else "tck-complete-task"
+
+
+_OTHERS = (
+    "tck-artifact-file",
+    "tck-artifact-file-url",
+    "tck-artifact-data",
+    "tck-input-required",
+    "tck-stream-002",
+    "tck-stream-artifact-file",
+    "tck-stream-artifact-chunked",
+    "tck-message-response",
+    "tck-reject-task",
+    "test-resubscribe-message-id",
+)
+
+
+def shared_for(message: Message) -> dict[str, Any]:
+    """The first message's id picks the scenario."""
+    return {"question": message.text, "scenario": scenario(message.message_id)}
+
+
+class Act(Node):
+    """Does what the scenario says, in one step (or a few, for the long one)."""
+
+    def prep(self, shared: dict[str, Any]) -> str:
+        name = str(shared["scenario"])
+        if name == "tck-input-required" and "input" not in shared:
+            raise InputRequired("Please provide input", key="input")
+        return name
+
+    def exec(self, name: str) -> None:
+        if name == "test-resubscribe-message-id":
+            time.sleep(SLOW_STEP_SECONDS)
+
+    def post(self, shared: dict[str, Any], prep_res: str, exec_res: Any) -> str | None:
+        if prep_res == "test-resubscribe-message-id":
+            shared["steps"] = int(shared.get("steps", 0)) + 1
+            if shared["steps"] < SLOW_STEPS:
+                return "again"
+        shared["answer"] = _REPLIES.get(prep_res, "Hello from TCK")
+        return None
+
+
+def create_flow() -> Flow:
+    """One node that may loop on itself (the long-running scenario)."""
+    act = Act()
+    act - "again" >> act
+    return Flow(start=act)
+
+
+def artifacts_for(shared: dict[Any, Any], task_id: str) -> list[Artifact]:
+    """The artifacts a scenario asks for (none for the plain completion)."""
+    name = str(shared.get("scenario"))
+    part: Part | None = None
+    if name in ("tck-artifact-file", "tck-stream-artifact-file"):
+        raw = base64.b64encode(b"TCK file content").decode()
+        part = Part(file_bytes=raw, media_type="text/plain", filename="output.txt")
+    elif name == "tck-artifact-file-url":
+        url = "https://example.com/output.txt"
+        part = Part(file_uri=url, media_type="text/plain", filename="output.txt")
+    elif name == "tck-artifact-data":
+        part = Part(data={"key": "value", "count": 42})
+    elif name == "tck-stream-artifact-chunked":
+        part = Part(text="chunk-1 chunk-2")
+    elif name in _REPLIES and name != "tck-complete-task":
+        part = Part(text=_REPLIES[name])
+    if part is None:
+        return []
+    return [Artifact(artifact_id=f"{task_id}-output", parts=(part,), name="output")]
