@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -60,9 +61,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,21 +84,49 @@ REQUEST_TIMEOUT = 60.0
 """Seconds one request may take before it counts as an error."""
 
 PFLAMBDA_SERVER = f"""
-import signal, sys, threading
+import collections, json, os, signal, sys, threading
+import botocore.endpoint
 sys.path.insert(0, sys.argv[3])  # the repo: bench.echo_agent, handlers, flows
-from pflambda.local.session import start_local
 
-session = start_local({HOST!r}, int(sys.argv[2]), package={AGENTS_PACKAGE!r}, root=sys.argv[1])
+counts, lock = collections.Counter(), threading.Lock()
+send = botocore.endpoint.Endpoint.make_request
+
+def counted(self, operation, request):  # every AWS request this process makes
+    with lock:
+        counts[operation.service_model.service_name + " " + operation.name] += 1
+    return send(self, operation, request)
+
+botocore.endpoint.Endpoint.make_request = counted
+if sys.argv[5] == "memory":
+    os.environ["PFLAMBDA_STORE"] = "memory"
+    from pflambda.aws.config import Settings
+    from pflambda.aws.worker import handler as worker
+    from pflambda.local.server import discover_agents, serve
+
+    agents = discover_agents({AGENTS_PACKAGE!r}, sys.argv[1])
+    server = serve(agents, worker, Settings.from_env().ports.queue, {HOST!r}, int(sys.argv[2]))
+    stop_all = server.stop
+else:
+    from pflambda.local.session import start_local
+
+    session = start_local({HOST!r}, int(sys.argv[2]), package={AGENTS_PACKAGE!r}, root=sys.argv[1])
+    print(session.banner(), flush=True)
+    stop_all = session.stop
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
-print(session.banner(), flush=True)
 try:
-    while not stop.wait(0.5):
-        pass
+    while not stop.wait(0.1):
+        with lock:
+            snapshot = json.dumps(counts)
+        with open(sys.argv[4] + ".tmp", "w") as out:
+            out.write(snapshot)
+        os.replace(sys.argv[4] + ".tmp", sys.argv[4])
 finally:
-    session.stop()
+    stop_all()
 """
-"""What ``pflambda local`` does (``start_local``, then wait), for another package."""
+"""What ``pflambda local`` does (``start_local``, then wait), for another package; or the
+same server on the memory store (no emulator). Writes its AWS request counts to a file
+every 0.1 s (``botocore``'s ``Endpoint.make_request``, counted by service and operation)."""
 
 AGENT_MODULES = {
     "echo.py": "from bench.echo_agent import agent\n",
@@ -236,17 +267,27 @@ def running(name: str, argv: list[str], probe: str, workdir: Path, **env: str) -
 
 
 @contextmanager
-def pflambda_server(port: int, workdir: Path) -> Iterator[int]:
-    """``start_local`` serving echo and research, in a subprocess."""
+def pflambda_server(port: int, workdir: Path, store: str = "dynamodb") -> Iterator[int]:
+    """``start_local`` serving echo and research (or the same on the memory store), in a
+    subprocess that counts its AWS requests into ``workdir/aws-<store>.json``."""
     package = workdir / "agents" / AGENTS_PACKAGE
-    package.mkdir(parents=True)
+    package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
     for filename, source in AGENT_MODULES.items():
         (package / filename).write_text(source)
+    counts = str(workdir / f"aws-{store}.json")
     argv = [sys.executable, "-c", PFLAMBDA_SERVER, str(package.parent), str(port), str(ROOT)]
+    argv += [counts, store]
     probe = f"http://{HOST}:{port}/"
-    with running("pflambda local", argv, probe, workdir, PFLAMBDA_LLM="offline") as pid:
+    with running(f"pflambda local {store}", argv, probe, workdir, PFLAMBDA_LLM="offline") as pid:
         yield pid
+
+
+def aws_counts(workdir: Path, store: str) -> Counter[str]:
+    """The server's AWS requests so far (after its next 0.1 s snapshot)."""
+    time.sleep(0.3)
+    path = workdir / f"aws-{store}.json"
+    return Counter(json.loads(path.read_text())) if path.exists() else Counter()
 
 
 @contextmanager
@@ -317,6 +358,8 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warmup: Result | None = None
+    aws: Counter[str] | None = None
+    """AWS requests the server made during the timed requests, by service and operation."""
 
 
 async def load(
@@ -371,7 +414,14 @@ class Aborted(Exception):
 
 
 def measure(
-    server: str, url: str, pid: int, args: argparse.Namespace, requests: int, *, echo: bool
+    server: str,
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    requests: int,
+    *,
+    echo: bool,
+    aws: Callable[[], Counter[str]] | None = None,
 ) -> Result:
     """Warm up, then time ``requests`` sends to ``url``; abort past ``args.time_limit``.
 
@@ -390,6 +440,7 @@ def measure(
             warm = range(1, args.warmup + 1)
             await load(client, url, warm, warmup, protocol=args.protocol, concurrency=c, echo=echo)
             timed = range(args.warmup + 1, args.warmup + 1 + requests)
+            before = aws() if aws is not None else None
             server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
             start = time.perf_counter()
             await load(client, url, timed, result, protocol=args.protocol, concurrency=c, echo=echo)
@@ -398,6 +449,8 @@ def measure(
             after = cpu_seconds(pid)
             if server_cpu is not None and after is not None:
                 result.server_cpu = after - server_cpu
+            if aws is not None and before is not None:
+                result.aws = aws() - before
 
     async def bounded() -> None:
         try:
@@ -492,6 +545,16 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         where = "  (includes the embedded moto emulator)" if "pflambda" in result.server else ""
         print(f"  {result.server:<18} {server:>6} | {client:>5}{where}")
     print()
+    print("AWS requests per timed task, by operation (the SQS poller's ReceiveMessage aside)")
+    for result in results:
+        if result.aws is None:
+            continue
+        done = len(result.latencies) or 1
+        calls = {k: v for k, v in sorted(result.aws.items()) if not k.endswith("ReceiveMessage")}
+        total = sum(calls.values()) / done
+        detail = ", ".join(f"{k} {v / done:.2f}" for k, v in calls.items()) or "none"
+        print(f"  {result.server:<26} {total:5.2f}  ({detail})")
+    print()
     print(FOOTER.format(c=args.concurrency, cpus=os.cpu_count()))
 
 
@@ -539,9 +602,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting pflambda local on {HOST}:{port} ...", flush=True)
             with pflambda_server(port, workdir) as pid:
                 base = f"http://{HOST}:{port}/agents"
-                results.append(
-                    measure("pflambda echo", f"{base}/echo/", pid, args, args.requests, echo=True)
+                count = partial(aws_counts, workdir, "dynamodb")
+                echo = measure(
+                    "pflambda echo", f"{base}/echo/", pid, args, args.requests, echo=True, aws=count
                 )
+                results.append(echo)
                 if args.research_requests > 0:
                     research = measure(
                         "pflambda research",
@@ -550,8 +615,18 @@ def main(argv: list[str] | None = None) -> int:
                         args,
                         args.research_requests,
                         echo=False,
+                        aws=count,
                     )
                     results.append(research)
+            port = free_port(HOST)
+            print(f"starting pflambda on the memory store on {HOST}:{port} ...", flush=True)
+            with pflambda_server(port, workdir, "memory") as pid:
+                url = f"http://{HOST}:{port}/agents/echo/"
+                count = partial(aws_counts, workdir, "memory")
+                memory = measure(
+                    "pflambda echo (memory)", url, pid, args, args.requests, echo=True, aws=count
+                )
+                results.append(memory)
             port = free_port(HOST)
             print(f"starting a2a-sdk on {HOST}:{port} ...", flush=True)
             with sdk_server(port, workdir) as pid:

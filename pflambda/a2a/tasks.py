@@ -226,8 +226,10 @@ class TaskService:
             if item is done:
                 return
             if isinstance(item, StepEvent):
-                if task is None:
-                    task = self.task(self.engine.store.get_run(item.run_id), artifacts=False)
+                if task is None:  # the run may be further by now: events must not regress
+                    first = self.task(self.engine.store.get_run(item.run_id), artifacts=False)
+                    working = TaskStatus(TaskState.WORKING, first.status.timestamp)
+                    task = replace(first, status=working)
                     yield task
                 yield self._progress(task, item)
             elif item[0] == "error":
@@ -442,7 +444,7 @@ class TaskService:
         """Create (or replace, by id) a push config."""
         self.agent.check_push_url(config.url)
         record = self.record(task_id, caller)
-        config = replace(config, id=config.id or str(uuid.uuid4()))
+        config = replace(config, id=config.id or "default")  # as a send's config without id
         a2a = dict(record.attrs.get("a2a", {}))
         a2a["push"] = {**a2a.get("push", {}), config.id: config.to_json()}
         self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})

@@ -29,10 +29,14 @@ _REPLIES = {
 
 
 def scenario(message_id: str) -> str:
-    """The scenario a message id names (its longest known prefix), else ``complete``."""
+    """The scenario a message id names (its longest known prefix). Other ids of the 1.0
+    TCK (``tck-...``) complete; the 0.3 TCK's (``test-...-message-id-<uuid>``) converse:
+    the task asks for input and stays open, as its tests continue, cancel and read tasks."""
     known = [*_REPLIES, *_OTHERS]
     matches = [p for p in known if message_id.startswith(p)]
-    return max(matches, key=len) if matches else "tck-complete-task"
+    if matches:
+        return max(matches, key=len)
+    return "tck-complete-task" if message_id.startswith("tck-") else "tck-input-required"
 
 
 _OTHERS = (
@@ -54,13 +58,19 @@ def shared_for(message: Message) -> dict[str, Any]:
     return {"question": message.text, "scenario": scenario(message.message_id)}
 
 
+def reply_for(message: Message) -> dict[str, Any]:
+    """A reply to the question carries its own scenario (ask again, or complete)."""
+    return {"text": message.text, "scenario": scenario(message.message_id)}
+
+
 class Act(Node):
     """Does what the scenario says, in one step (or a few, for the long one)."""
 
     def prep(self, shared: dict[str, Any]) -> str:
         name = str(shared["scenario"])
-        if name == "tck-input-required" and "input" not in shared:
-            raise InputRequired("Please provide input", key="input")
+        reply = shared.get("input")
+        if name == "tck-input-required" and (reply is None or reply["scenario"] == name):
+            raise InputRequired("Please provide input", key="input")  # again, for such a reply
         return name
 
     def exec(self, name: str) -> None:

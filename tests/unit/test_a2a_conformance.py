@@ -231,3 +231,17 @@ def test_tokens_with_line_breaks_are_refused_by_set() -> None:
         "configs": [],
         "nextPageToken": "",
     }
+
+
+def test_stream_states_never_go_back(agent: Agent) -> None:
+    from tests.unit.test_a2a_dispatcher import sse
+
+    order = ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+    for _ in range(5):  # the run races the stream: it is often done before the first event
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage"}
+        body["params"] = {"message": msg_v1("hi")}
+        events = [e["result"] for e in sse(agent.dispatcher.handle(request(body, V1)))]
+        states = [(e.get("task") or e.get("statusUpdate") or {}).get("status") for e in events]
+        ranks = [order.index(s["state"]) for s in states if s is not None]
+        assert ranks == sorted(ranks), ranks
+        assert ranks[-1] == 2
