@@ -169,8 +169,13 @@ def test_card_is_what_the_sdk_expects(local: Local) -> None:
     url = f"{local.base}/agents/research/.well-known/agent-card.json"
     with urllib.request.urlopen(url, timeout=5) as resp:
         card = json.load(resp)
-    assert card["url"] == f"{local.base}/agents/research/"
+    interfaces = {(i["protocolBinding"], i["protocolVersion"]) for i in card["supportedInterfaces"]}
+    assert interfaces == {("JSONRPC", "1.0"), ("HTTP+JSON", "1.0"), ("JSONRPC", "0.3")}
+    assert {i["url"] for i in card["supportedInterfaces"]} == {f"{local.base}/agents/research/"}
     assert card["capabilities"]["streaming"] is True
+    legacy = url.replace("agent-card.json", "agent.json")
+    with urllib.request.urlopen(legacy, timeout=5) as resp:
+        assert json.load(resp)["url"] == f"{local.base}/agents/research/"
 
 
 def test_v1_blocking_send_completes_a_task(local: Local) -> None:
@@ -308,3 +313,24 @@ def test_conversation_survives_a_killed_local_server(emulator: str) -> None:
         assert done.status.state == TaskState.TASK_STATE_COMPLETED
     finally:
         server.stop()
+
+
+def test_v1_over_http_json_with_the_sdk(local: Local) -> None:
+    async def go() -> Any:
+        http = httpx.AsyncClient(timeout=60)
+        config = ClientConfig(
+            streaming=False, httpx_client=http, supported_protocol_bindings=["HTTP+JSON"]
+        )
+        client = await create_client(f"{local.base}/agents/research/", config)
+        try:
+            task = _final_task(await _send(client, "What is PocketFlow?"))
+            fetched = await client.get_task(GetTaskRequest(id=task.id))
+            return task, fetched
+        finally:
+            await client.close()
+            await http.aclose()
+
+    task, fetched = run(go())
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert task.artifacts[0].parts[0].text
+    assert fetched.id == task.id

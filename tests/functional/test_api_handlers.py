@@ -47,7 +47,8 @@ def test_the_card_through_api_gateway(research: Any) -> None:
     assert response["statusCode"] == 200
     card = body_of(response)
     assert card["name"] == "research"
-    assert card["url"].startswith("https://")
+    assert card["supportedInterfaces"][0]["url"].startswith("https://")
+    assert "url" not in card  # the 1.0 card; the 0.3 card is at agent.json
     assert response["headers"]["Cache-Control"] == "public, max-age=300"
 
 
