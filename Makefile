@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test tck
+.PHONY: install dist test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test tck
 
 # aws-sam-cli pins its own boto3, so it lives in a venv of its own.
 SAM_VENV    ?= .sam-venv
@@ -25,6 +25,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The wheel and sdist of pflambda in dist/, built with the venv's setuptools (no download).
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	@ls -l dist
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,28 +72,41 @@ $(SAM_STAMP):
 
 sam: $(SAM_STAMP)
 
-sam-build: $(SAM_STAMP)
+sam-build: $(SAM_STAMP) $(STAMP)
 	$(SAM) build --build-in-source --parallel --template-file template.yaml
 
 sam-check: $(SAM_STAMP)
 	$(SAM) validate --lint --template-file template.yaml
 	$(MAKE) --no-print-directory sam-build
 
+# The built bundles run as Lambda runs them (tests/functional/test_built_bundle.py), then
+# bench/bundle.py prints their sizes and cold-start imports. .aws-sam/runtime stands in for
+# the runtime's boto3 (and, off arm64, holds the layer's requirements built for this machine).
+RUNTIME_PY  = $(or $(PY312),$(BIN)/python)
 bundle-test: $(STAMP)
+	rm -rf .aws-sam/runtime
+	$(RUNTIME_PY) -m pip install --quiet --disable-pip-version-check \
+	    --target .aws-sam/runtime 'boto3>=1.34' -r infra/layer-requirements.txt
 	PFLAMBDA_REQUIRE_SAM_BUILD=1 PFLAMBDA_BUNDLE_PYTHON='$(PY312)' \
 	    $(BIN)/pytest -q tests/functional/test_built_bundle.py
+	$(BIN)/python bench/bundle.py --python '$(RUNTIME_PY)'
 
-# `sam build` runs this for each function (BuildMethod: makefile in template.yaml):
-# the packages the handlers import, and requirements.txt for python3.12 on arm64.
-# With --build-in-source it runs here; without, in a copy of the whole directory.
-build-%Function:
+# `sam build` runs these (BuildMethod: makefile in template.yaml); with --build-in-source
+# here, without in a copy of the whole directory.
+# Each function: its handler, the project modules it imports and pflambda (pflambda.bundle);
+# ResearchFunction is handlers/research.handler.
+build-%Function: $(STAMP)
 	@test -n "$(ARTIFACTS_DIR)" || { echo "run through sam build (it sets ARTIFACTS_DIR)"; exit 2; }
-	mkdir -p "$(ARTIFACTS_DIR)"
-	cp -R pflambda handlers flows "$(ARTIFACTS_DIR)/"
-	find "$(ARTIFACTS_DIR)" -depth -type d -name __pycache__ -exec rm -rf {} +
+	PFLAMBDA_STORE=memory $(BIN)/python -m pflambda.bundle \
+	    "handlers/$$(echo '$*' | tr '[:upper:]' '[:lower:]').handler" "$(ARTIFACTS_DIR)"
+
+# The shared layer: infra/layer-requirements.txt for python3.12 on arm64, under python/.
+build-DepsLayer:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "run through sam build (it sets ARTIFACTS_DIR)"; exit 2; }
+	mkdir -p "$(ARTIFACTS_DIR)/python"
 	$(LAMBDA_PIP) install --quiet --disable-pip-version-check --no-compile \
-	    --target "$(ARTIFACTS_DIR)" --implementation cp --python-version 3.12 \
-	    --platform manylinux2014_aarch64 --only-binary=:all: -r requirements.txt
+	    --target "$(ARTIFACTS_DIR)/python" --implementation cp --python-version 3.12 \
+	    --platform manylinux2014_aarch64 --only-binary=:all: -r infra/layer-requirements.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(SAM_VENV) .aws-sam
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(SAM_VENV) .aws-sam

@@ -11,10 +11,15 @@ variable                   meaning                             default
 ``PFLAMBDA_DIR``           where ``sqlite`` keeps its          ``.pflambda`` (in
                            database (``pflambda.db``)          the working
                            and blobs (``blobs/``)              directory)
-``PFLAMBDA_TABLE``         DynamoDB table of runs              ``pflambda-runs``
-``PFLAMBDA_BUCKET``        S3 bucket for large values          ``pflambda-state``
+``PFLAMBDA_PREFIX``        starts the names below, so two      ``pflambda-``
+                           projects can share one emulator
+                           (or account) without taking each
+                           other's runs and messages
+``PFLAMBDA_TABLE``         DynamoDB table of runs              ``<prefix>runs``
+``PFLAMBDA_BUCKET``        S3 bucket for large values          ``<prefix>state``
 ``PFLAMBDA_QUEUE_URL``     SQS work queue URL                  looked up by name
-``PFLAMBDA_QUEUE``         SQS work queue name                 ``pflambda-work``
+``PFLAMBDA_QUEUE``         SQS work queue name (its DLQ:       ``<prefix>work``
+                           the name + ``-dlq``)
 ``PFLAMBDA_MARGIN_MS``     stop this long before the timeout   ``30000``
 ``PFLAMBDA_TTL_DAYS``      runs expire after this many days    ``30``
 ``PFLAMBDA_ALLOW_PRIVATE_  push to http/private addresses      off
@@ -33,6 +38,7 @@ Region and endpoint come from the standard AWS variables (``AWS_REGION``,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -65,6 +71,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+DEFAULT_PREFIX = "pflambda-"
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the environment says; ``build_*`` make the ports it names (once each)."""
@@ -91,6 +101,12 @@ class Settings:
             raise ConfigError(
                 f"PFLAMBDA_STORE must be one of {', '.join(_BACKENDS)}, got {backend!r}"
             )
+        prefix = env.get("PFLAMBDA_PREFIX", DEFAULT_PREFIX)
+        if not _PREFIX.match(prefix):
+            raise ConfigError(
+                f"PFLAMBDA_PREFIX must be up to 40 lowercase letters, digits and '-', "
+                f"starting with a letter or digit (it starts S3 bucket names), got {prefix!r}"
+            )
         margin = _int(env, "PFLAMBDA_MARGIN_MS", limits.DEADLINE_MARGIN_MS)
         ttl = _int(env, "PFLAMBDA_TTL_DAYS", limits.DEFAULT_RUN_TTL_DAYS)
         if margin < 0 or ttl <= 0:
@@ -98,9 +114,9 @@ class Settings:
         return cls(
             backend=backend,
             directory=env.get("PFLAMBDA_DIR") or cls.directory,
-            table=env.get("PFLAMBDA_TABLE") or cls.table,
-            bucket=env.get("PFLAMBDA_BUCKET") or cls.bucket,
-            queue_name=env.get("PFLAMBDA_QUEUE") or cls.queue_name,
+            table=env.get("PFLAMBDA_TABLE") or f"{prefix}runs",
+            bucket=env.get("PFLAMBDA_BUCKET") or f"{prefix}state",
+            queue_name=env.get("PFLAMBDA_QUEUE") or f"{prefix}work",
             queue_url=env.get("PFLAMBDA_QUEUE_URL") or None,
             margin_ms=margin,
             ttl_days=ttl,

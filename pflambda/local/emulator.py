@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pflambda.aws.config import Settings
@@ -88,7 +88,7 @@ def start_emulator(
     from pflambda.queues.sqs import create_queue
     from pflambda.stores.dynamodb import create_table
 
-    settings = settings or Settings(backend="dynamodb")
+    settings = settings or replace(Settings.from_env(), backend="dynamodb")  # PFLAMBDA_PREFIX
     if port:
         refuse_busy(host, port)
     port = port or free_port(host)

@@ -2,10 +2,17 @@
 
 Each function's build directory (``.aws-sam/build/<Function>``) is run in a separate
 Python -- python3.12, the Lambda runtime, when one is found -- started with ``-I -S``:
-no site-packages, no PYTHONPATH, no repository on ``sys.path``; only the build
-directory, then the standard library. So the bundle must hold pflambda/, handlers/,
-flows/ and every dependency itself. The environment is the one template.yaml gives
-the functions, with its Refs pointed at a moto server started here.
+no site-packages, no PYTHONPATH, no repository on ``sys.path``; only what Lambda puts
+there: the bundle (``/var/task``), the shared layer's ``python/`` (``/opt/python``), and
+the runtime's boto3 (``/var/runtime``: here ``.aws-sam/runtime``, which ``make bundle-test``
+installs for this machine). So a bundle must hold its handler, its flows and pflambda, and
+the layer every other dependency. The environment is the one template.yaml gives the
+functions, with its Refs pointed at a moto server started here.
+
+The layer is built for arm64. On another machine its compiled packages (pydantic-core)
+cannot load, so the functions run on ``.aws-sam/runtime``'s copies of the layer's
+requirements, built for this machine, and a test checks that the layer holds the same
+distributions at the same versions.
 
 Skipped when there is no build (run ``make sam-build``); ``PFLAMBDA_REQUIRE_SAM_BUILD=1``
 (set by ``make bundle-test`` and CI) makes a missing build a failure.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -30,13 +38,21 @@ from tests.functional.test_template import Template, functions, handler_ref, loa
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
+RUNTIME = ROOT / ".aws-sam" / "runtime"
+"""boto3 as the runtime has it, and (off arm64) the layer's requirements for this machine."""
+LAMBDA_MACHINE = "aarch64"
+RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "python_dateutil", "urllib3"}
+"""Not in the layer: the runtime has them (jmespath stays: powertools needs its own)."""
+MAX_BUNDLE_BYTES = 2 * 1024 * 1024
 
 pytestmark = pytest.mark.xdist_group("sam-bundle")
 
 RUNNER = r"""
 import importlib, json, sys, sysconfig
-build, handler, event_file = sys.argv[1:4]
-sys.path.insert(0, build)
+paths, handler, event_file = sys.argv[1:4]
+sys.path[0:0] = json.loads(paths)
+build = sys.path[0]
+allowed = tuple(json.loads(paths))
 module_name, _, attribute = handler.rpartition(".")
 function = getattr(importlib.import_module(module_name.replace("/", ".")), attribute)
 assert callable(function), handler
@@ -61,7 +77,7 @@ foreign = sorted(
     f"{name}: {module.__file__}"
     for name, module in list(sys.modules.items())
     if getattr(module, "__file__", None)
-    and not module.__file__.startswith(build)
+    and not module.__file__.startswith(allowed)
     and not any(module.__file__.startswith(p) for p in stdlib)
 )
 print(json.dumps({"response": response, "foreign": foreign, "version": sys.version}))
@@ -161,6 +177,30 @@ def environment(built: Template) -> Iterator[dict[str, str]]:
         emulator.stop()
 
 
+def _layer(template: Template) -> Path:
+    (layer,) = (
+        r["Properties"]["ContentUri"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::LayerVersion"
+    )
+    return BUILD / layer / "python"
+
+
+def _paths(template: Template, build: Path) -> list[str]:
+    """What Lambda puts on sys.path: the bundle, the layer, the runtime's boto3."""
+    if platform.machine() == LAMBDA_MACHINE:
+        return [str(build), str(_layer(template)), str(RUNTIME)]
+    return [str(build), str(RUNTIME)]
+
+
+def _distributions(directory: Path) -> dict[str, str]:
+    found = {}
+    for info in directory.glob("*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        found[name.lower().replace("-", "_")] = version
+    return found
+
+
 def _run(
     env: dict[str, str], function: str, template: Template, event: Path | None
 ) -> dict[str, Any]:
@@ -168,7 +208,8 @@ def _run(
     build = BUILD / properties["CodeUri"]
     handler = properties["Handler"]
     python = _python()
-    args = [python, "-I", "-S", "-c", RUNNER, str(build), handler, str(event or "")]
+    paths = json.dumps(_paths(template, build))
+    args = [python, "-B", "-I", "-S", "-c", RUNNER, paths, handler, str(event or "")]
     done = subprocess.run(args, check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{function} ({handler}) failed:\n{done.stderr[-4000:]}"
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -176,16 +217,48 @@ def _run(
     return result
 
 
+def _size(directory: Path) -> int:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+
 def test_every_function_bundle_holds_its_code_and_nothing_else(built: Template) -> None:
     for name, function in functions(built).items():
         build = BUILD / function["Properties"]["CodeUri"]
         present = {p.name for p in build.iterdir()}
-        needed = {"pflambda", "handlers", "flows", "boto3", "aws_lambda_powertools", "pydantic"}
-        assert needed <= present, f"{name} lacks {needed - present}"
-        unwanted = {"tests", ".venv", ".sam-venv", ".git", "bench", "docs", "template.yaml"}
-        assert not unwanted & present, f"{name} holds {unwanted & present}"
+        assert {"pflambda", "handlers", "flows"} <= present, f"{name} lacks its code"
+        libraries = present - {"pflambda", "handlers", "flows"}
+        assert not libraries, f"{name} holds more than its code: {libraries}"
         module, _ = handler_ref(function["Properties"]["Handler"])
         assert (build / (module.replace(".", "/") + ".py")).is_file()
+        assert not (build / "pflambda" / "scaffold_files").exists()
+        assert _size(build) < MAX_BUNDLE_BYTES, f"{name} is {_size(build)} bytes"
+
+
+def test_an_agents_bundle_holds_its_own_flow_only_and_the_worker_every_flow(
+    built: Template,
+) -> None:
+    bundles = {n: BUILD / f["Properties"]["CodeUri"] for n, f in functions(built).items()}
+    agents = {n: b for n, b in bundles.items() if n != "WorkerFunction"}
+    flows = {p.name for p in (ROOT / "flows").iterdir() if (p / "flow.py").is_file()}
+    for name, build in agents.items():
+        held = {p.name for p in (build / "flows").iterdir() if p.is_dir()}
+        handlers = {p.stem for p in (build / "handlers").glob("*.py")} - {"__init__"}
+        assert handlers == {name.removesuffix("Function").lower()}, (name, handlers)
+        assert len(held) == 1, (name, held)
+        assert held < flows, (name, held)
+    worker_flows = {p.name for p in (bundles["WorkerFunction"] / "flows").iterdir() if p.is_dir()}
+    served = {p.name for b in agents.values() for p in (b / "flows").iterdir() if p.is_dir()}
+    assert worker_flows >= served
+
+
+def test_the_layer_holds_the_dependencies_but_not_what_the_runtime_has(built: Template) -> None:
+    layer = _distributions(_layer(built))
+    assert {"aws_lambda_powertools", "pydantic", "pydantic_core"} <= layer.keys()
+    assert not RUNTIME_PROVIDES & layer.keys(), RUNTIME_PROVIDES & layer.keys()
+    assert any(_layer(built).glob("pydantic_core/*aarch64*.so")), "not built for arm64"
+    if platform.machine() != LAMBDA_MACHINE:  # the functions ran on these instead
+        here = _distributions(RUNTIME)
+        assert {k: here.get(k) for k in layer} == layer
 
 
 def test_every_built_handler_imports_from_its_bundle_alone(

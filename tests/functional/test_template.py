@@ -400,6 +400,19 @@ def runtime_problems(template: Template) -> list[str]:
     listed = sorted(line.strip() for line in lines if line.strip() and not line.startswith("#"))
     if listed != wanted:
         problems.append(f"requirements.txt {listed} != pyproject dependencies {wanted}")
+    lines = (ROOT / "infra/layer-requirements.txt").read_text().splitlines()
+    layered = sorted(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    if layered != [w for w in wanted if not w.startswith("boto3")]:
+        problems.append(f"the layer's {layered} != pyproject dependencies but boto3")
+    layers = [
+        n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"
+    ]
+    if len(layers) != 1 or glob.get("Layers") != [{"Ref": layers[0]}]:
+        problems.append("Globals must give every function the one dependency layer")
+    for name in layers:
+        layer = template["Resources"][name]
+        if layer.get("Metadata", {}).get("BuildMethod") != "makefile":
+            problems.append(f"{name} must use BuildMethod: makefile (see Makefile build-{name})")
     return problems
 
 

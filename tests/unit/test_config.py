@@ -92,3 +92,22 @@ def test_memory_ports_describe_themselves() -> None:
     assert (
         "'t'" in Settings.from_env({"PFLAMBDA_STORE": "dynamodb", "PFLAMBDA_TABLE": "t"}).describe()
     )
+
+
+def test_a_prefix_names_the_table_bucket_and_queue() -> None:
+    settings = Settings.from_env({"PFLAMBDA_PREFIX": "shop-"})
+    assert (settings.table, settings.bucket, settings.queue_name) == (
+        "shop-runs",
+        "shop-state",
+        "shop-work",
+    )
+    explicit = Settings.from_env({"PFLAMBDA_PREFIX": "shop-", "PFLAMBDA_TABLE": "t"})
+    assert explicit.table == "t"
+    assert explicit.bucket == "shop-state"
+    assert Settings.from_env({}).table == "pflambda-runs"
+
+
+@pytest.mark.parametrize("prefix", ["Shop-", "-shop", "shop_", "a" * 41, ""])
+def test_a_prefix_must_fit_every_resource_name(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="PFLAMBDA_PREFIX must be"):
+        Settings.from_env({"PFLAMBDA_PREFIX": prefix})
