@@ -128,6 +128,7 @@ ENV_SOURCES = ("pflambda/aws/config.py", "pflambda/a2a/auth.py", "flows/llm.py")
 
 OPTIONAL_ENV = {
     "PFLAMBDA_QUEUE": "the queue name, only used when PFLAMBDA_QUEUE_URL is missing",
+    "PFLAMBDA_PREFIX": "starts the default names; the template sets every name itself",
     "PFLAMBDA_MARGIN_MS": "the deadline margin; the default (30 s) fits both timeouts",
     "PFLAMBDA_TTL_DAYS": "run expiry; the default (30 days) matches the bucket lifecycle",
     "PFLAMBDA_TOKEN_SECRET": "set by the template only when AuthMode is bearer",
