@@ -155,7 +155,13 @@ def _parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="create a new agent project: pflambda init NAME")
     init.add_argument("name", help="the agent's name: lowercase letters, digits and '-'")
-    init.add_argument("--dir", default=".", help="create the project in DIR/NAME (default: .)")
+    init.add_argument("--dir", help="create the project in DIR (default: ./NAME)")
+    init.add_argument(
+        "--pflambda",
+        metavar="REQUIREMENT",
+        help="the project's requirement for pflambda (default: this pflambda's wheel, "
+        "source directory or version)",
+    )
     return parser
 
 
@@ -355,7 +361,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from pflambda.scaffold import scaffold
 
-    made = scaffold(args.name, args.dir)
+    made = scaffold(args.name, args.dir, requirement=args.pflambda)
     print(f"created {made.root}")
     for name in made.files:
         print(f"  {name}")
