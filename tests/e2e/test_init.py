@@ -112,7 +112,9 @@ def test_init_makes_a_project_that_depends_on_pflambda_and_passes_its_tests(
     # the tests check behaviour, not words: another model's answers still pass ...
     utils = project / "flows/demo_agent/utils.py"
     original = utils.read_text()
-    utils.write_text(original.replace('f"You asked: {question}"', 'f"{question} -- a fine question."'))
+    utils.write_text(
+        original.replace('f"You asked: {question}"', 'f"{question} -- a fine question."')
+    )
     assert _pytest(project).returncode == 0
     # ... and a flow that stops answering fails them
     utils.write_text(original.replace('return f"You asked: {question}"', 'return ""'))
