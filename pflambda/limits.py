@@ -67,3 +67,6 @@ SWEEP_EVERY_SECONDS = 60
 INLINE_TEXT_BYTES = 8 * 1024
 """A question (or an A2A message) larger than this goes to the blob store by reference,
 so a run's record stays small whatever people type."""
+
+RETRY_BACKOFF_MAX_SECONDS = 300
+"""A continuation that failed for a retryable reason comes back after 2^n s, at most this."""

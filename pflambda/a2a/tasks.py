@@ -19,6 +19,7 @@ from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from pflambda.a2a import history
 from pflambda.a2a.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
 from pflambda.a2a.model import (
     Artifact,
@@ -32,7 +33,7 @@ from pflambda.a2a.model import (
     iso_time,
 )
 from pflambda.a2a.wire import PushConfig, SendConfig
-from pflambda.engine.runner import Deadline, Engine, RunOutcome, StepEvent, continuation
+from pflambda.engine.runner import Deadline, Engine, RunOutcome, StepEvent
 from pflambda.errors import RunExists, RunNotFound
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus
 
@@ -118,18 +119,20 @@ class TaskService:
             reply = self.agent.reply(shared)
             message = reply and self._agent_message(record, "reply", reply)
         elif record.status == RunStatus.PAUSED:
-            message = self._agent_message(record, f"ask-{record.updated_at}", record.prompt or "")
+            question = self.engine.prompt(record) or ""
+            message = self._agent_message(record, f"ask-{record.updated_at}", question)
         elif record.status == RunStatus.FAILED:
             message = self._agent_message(record, "error", self.agent.describe_error(record.error))
-        history = tuple(Message.from_json(m) for m in a2a.get("history", []))
-        if history_length is not None:
-            history = history[-history_length:] if history_length else ()
+        entries = list(a2a.get("history", []))
+        if history_length is not None:  # slice first: only the messages shown are read
+            entries = entries[-history_length:] if history_length else []
+        messages = tuple(Message.from_json(m) for m in history.load(self.engine.blobs, entries))
         return Task(
             id=record.run_id,
             context_id=record.context_id or record.run_id,
             status=TaskStatus(state, iso_time(record.updated_at), message or None),
             artifacts=outputs if artifacts else (),
-            history=history,
+            history=messages,
         )
 
     def _agent_message(self, record: RunRecord, what: str, text: str) -> Message:
@@ -297,7 +300,7 @@ class TaskService:
         a2a: dict[str, Any] = {
             "agent": self.agent.name,
             "protocol": caller.protocol,
-            "history": [message.to_json()],
+            "history": [history.store(self.engine.blobs, run_id, message.to_json())],
             "submitted": not config.blocking,
         }
         if config.push is not None:
@@ -316,6 +319,7 @@ class TaskService:
                 max_steps=None if config.blocking else 0,
                 on_step=on_step,
                 margin_ms=self.agent.api_margin_ms,
+                hand_off=True,
             ),
         )
         return self._settled(run_id, outcome, config)
@@ -333,23 +337,32 @@ class TaskService:
         if record.status != RunStatus.PAUSED:
             raise UnsupportedOperation(f"task {record.run_id} is working and not waiting for input")
         a2a = dict(record.attrs.get("a2a", {}))
-        asked = self._agent_message(record, f"ask-{record.updated_at}", record.prompt or "")
+        asked = self._agent_message(
+            record, f"ask-{record.updated_at}", self.engine.prompt(record) or ""
+        )
         message = replace(message, task_id=record.run_id, context_id=record.context_id)
-        a2a["history"] = [*a2a.get("history", []), asked.to_json(), message.to_json()]
+        blobs = self.engine.blobs
+        a2a["history"] = [
+            *a2a.get("history", []),
+            history.store(blobs, record.run_id, asked.to_json()),
+            history.store(blobs, record.run_id, message.to_json()),
+        ]
         if config.push is not None:
             a2a["push"] = {
                 **a2a.get("push", {}),
                 config.push.id or "default": config.push.to_json(),
             }
-        self.engine.store.update_run(record.run_id, {"attrs": {**record.attrs, "a2a": a2a}})
         outcome = _run(
-            self.engine.resume_async(
+            self.engine.resume_async(  # the reply, the history and the status: one write
                 record.run_id,
                 reply=self.agent.reply_for(message),
                 context=caller.deadline,
                 max_steps=None if config.blocking else 0,
                 on_step=on_step,
                 margin_ms=self.agent.api_margin_ms,
+                hand_off=True,
+                record=record,
+                attrs={**record.attrs, "a2a": a2a},
             ),
         )
         return self._settled(record.run_id, outcome, config)
@@ -357,10 +370,11 @@ class TaskService:
     def _settled(
         self, run_id: str, outcome: RunOutcome, config: SendConfig
     ) -> tuple[RunRecord, RunOutcome]:
-        """After driving: a non-blocking send hands the run to the worker; the record now."""
-        if not config.blocking and self.engine.queue is not None:
-            self.engine.queue.send([continuation(run_id, outcome.seq)])
-        return self.engine.store.get_run(run_id), outcome
+        """After driving: the record as the engine's last write left it (no re-read).
+
+        A non-blocking send's run was handed to the worker by the engine itself."""
+        record = outcome.record
+        return (record if record is not None else self.engine.store.get_run(run_id)), outcome
 
     def _after(self, record: RunRecord, outcome: RunOutcome | None, config: SendConfig) -> Task:
         shared = outcome.shared if outcome and record.status == RunStatus.COMPLETED else None
@@ -471,5 +485,10 @@ def _time_left(caller: Caller) -> int:
 
 
 def _run(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
-    """Drive an engine coroutine to completion on this thread's own event loop."""
+    """Drive an engine coroutine to completion on this thread's own event loop.
+
+    A retryable failure (throttling) once the run is stored does not raise: the engine
+    answers ``stopped="retry"`` and the run stays working, its lease the trigger that
+    gets it continued. One before (the start, the reply) reaches the client unchanged:
+    nothing was stored, and the same send may be retried."""
     return asyncio.run(coro)

@@ -2,20 +2,28 @@
 
 A ``{"kind": "fanout", ...}`` message carries a chunk of a batch node's items
 (see :mod:`pflambda.engine.fanout`). A ``{"kind": "continue", "run_id", "seq"}``
-message continues a run that stopped near a Lambda deadline or whose fan-out
-finished. The worker resumes the run
-if it is still running and nobody has committed past ``seq`` (a duplicate delivery,
-or a message overtaken by another invocation, changes nothing). Failures are
-reported per record (Powertools' partial batch response), so one bad message does
-not redeliver the whole batch; a retryable error (throttling) is raised for SQS to
-redeliver, anything else is logged and acknowledged -- the run itself records it.
+message continues a run that stopped near a Lambda deadline, whose fan-out finished,
+or that the sweeper found stalled. The worker takes the run's lease in the message's
+name (``msg:<message id>``) and resumes it from its latest checkpoint, whatever
+``seq`` says, if the run is still running and nobody else drives it (a duplicate
+delivery, or a message overtaken by another invocation, changes nothing).
+
+Crash recovery: before driving, the worker hides its message until just after its
+own deadline (ChangeMessageVisibility), so if the worker dies the message comes back
+then -- not after the queue's 6x visibility timeout -- and, being the same message,
+takes its own lease over at once. Failures are reported per record (Powertools'
+partial batch response): a retryable error (throttling, a transaction conflict, a
+5xx) leaves the run running and the message comes back after a backoff; anything
+else is logged and acknowledged -- the run itself records it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -25,13 +33,14 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from pflambda import limits
 from pflambda.aws.config import Settings
 from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener
-from pflambda.errors import RetryableError
-from pflambda.stores.base import RunStatus
+from pflambda.errors import InvalidRunState, PflambdaError, RetryableError, RunNotFound
+from pflambda.stores.base import LeaseHeld, RunStatus
 
-__all__ = ["Worker", "handler"]
+__all__ = ["Delivery", "Worker", "handler"]
 
 log = logging.getLogger("pflambda.worker")
 
@@ -70,33 +79,70 @@ class Worker:
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One message; raising marks it failed (SQS redelivers it)."""
         message = parse(record.body)
+        count = int(record.attributes.approximate_receive_count or 1)
         if message["kind"] == "fanout":
-            count = int(record.attributes.approximate_receive_count or 1)
             run_chunk(self.engine, message, count)
             return
-        self.handle(message, lambda_context)
+        delivery = Delivery(record.message_id, record.receipt_handle, count)
+        self.handle(message, lambda_context, delivery)
 
-    def handle(self, message: dict[str, Any], context: Any = None) -> RunOutcome | None:
+    def handle(
+        self, message: dict[str, Any], context: Any = None, delivery: Delivery | None = None
+    ) -> RunOutcome | None:
         """Continue the run a message names, if it still needs it."""
-        run_id, seq = message["run_id"], message["seq"]
+        run_id = message["run_id"]
         engine = self.engine
-        record = engine.store.get_run(run_id)
-        if record.status != RunStatus.RUNNING:
-            log.info("run %s is %s: continuation dropped", run_id, record.status)
-            return None
-        if next(iter(engine.store.list_checkpoints(run_id, after=seq)), None) is not None:
-            log.info("run %s already moved past step %d: continuation dropped", run_id, seq)
-            return None
+        driver = f"msg:{delivery.message_id}" if delivery is not None else None
+        self._hide(delivery, context)
         try:
-            return engine.resume(run_id, context=context)
+            outcome = engine.resume(run_id, context=context, driver=driver, running_only=True)
+            if outcome.stopped == "retry":
+                raise RetryableError(f"run {run_id}: {outcome.error}")
+            return outcome
+        except LeaseHeld as held:
+            log.info("run %s: %s; continuation dropped", run_id, held)
+        except (InvalidRunState, RunNotFound) as gone:
+            log.info("run %s: continuation dropped (%s)", run_id, gone)
         except RetryableError:
+            self._back_off(delivery)
             raise
         except Exception as exc:
             # e.g. the flow changed shape under the run: record it, so a human can decide
             log.exception("run %s could not be continued", run_id)
             changes = {"status": RunStatus.FAILED, "error": f"cannot continue: {exc}"}
             engine.store.update_run(run_id, changes, expect_status={RunStatus.RUNNING})
-            return None
+        return None
+
+    def _hide(self, delivery: Delivery | None, context: Any) -> None:
+        """Keep the message hidden until just after this invocation's deadline."""
+        queue = self.engine.queue
+        if delivery is None or context is None or queue is None:
+            return
+        left = context.get_remaining_time_in_millis() / 1000
+        try:
+            queue.hide(delivery.receipt, math.ceil(left) + limits.VISIBILITY_GRACE_SECONDS)
+        except PflambdaError:
+            log.warning("could not shorten the message's visibility", exc_info=True)
+
+    def _back_off(self, delivery: Delivery | None) -> None:
+        """A retryable failure: bring the message back after a backoff that grows."""
+        queue = self.engine.queue
+        if delivery is None or queue is None:
+            return
+        seconds = min(2**delivery.receive_count, limits.RETRY_BACKOFF_MAX_SECONDS)
+        try:
+            queue.hide(delivery.receipt, seconds)
+        except PflambdaError:
+            log.warning("could not set the retry backoff", exc_info=True)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Which SQS delivery a continuation came in (its lease is held in the message's name)."""
+
+    message_id: str
+    receipt: str
+    receive_count: int
 
 
 def parse(body: str) -> dict[str, Any]:

@@ -43,7 +43,14 @@ async def drive(
 ) -> RunOutcome:
     """Drive ``live`` within ``budget``, telling ``on_step`` of every committed step."""
     with observe.bind(run_id=live.record.run_id, step=live.seq, node=live.cursor.position):
-        return await _drive(engine, live, budget, on_step)
+        try:
+            return await _drive(engine, live, budget, on_step)
+        except RetryableError as exc:
+            # throttling, a transaction conflict, a 5xx: not the flow's fault. The run
+            # stays running under this invocation's lease; the caller retries (a worker
+            # reports its message failed), or the lease lapses and the sweeper does.
+            log.warning("run %s: %s; left running for a retry", live.record.run_id, exc)
+            return replace(outcome(live, stopped="retry"), error=str(exc))
 
 
 async def _drive(
@@ -72,7 +79,7 @@ async def _drive(
             lease.hand_off_quietly(engine, live)
             return outcome(live, stopped="fanout")
         except RetryableError:
-            raise
+            raise  # a store or queue the flow reached through the engine (fan-in)
         except Exception as exc:
             return lifecycle.fail(engine, live, position, exc)
         if step.fan_out is not None:

@@ -75,8 +75,12 @@ class RunOutcome:
     prompt: str | None = None
     """The question of a paused run."""
     stopped: str | None = None
-    """Why a still-running run returned: ``deadline``, ``max_steps`` or ``conflict``."""
+    """Why a still-running run returned: ``deadline``, ``max_steps``, ``fanout``,
+    ``conflict`` (another invocation drives it) or ``retry`` (a retryable failure:
+    ``error`` says which; the run stays running and must be tried again)."""
     error: str | None = None
+    record: RunRecord | None = None
+    """The run's record as this invocation's last write or read left it."""
 
 
 def continuation(run_id: str, seq: int) -> str:
@@ -132,4 +136,5 @@ def outcome(live: Live, stopped: str | None = None) -> RunOutcome:
         prompt=(live.prompt or record.prompt) if record.status == RunStatus.PAUSED else None,
         stopped=stopped,
         error=record.error,
+        record=record,
     )

@@ -54,3 +54,9 @@ class Queue(Protocol):
     def release(self, receipt: str) -> None:
         """Make a delivery visible again now (a failed item, to be retried)."""
         ...
+
+    def hide(self, receipt: str, seconds: int) -> None:
+        """Keep a delivery hidden for ``seconds`` from now (SQS ChangeMessageVisibility):
+        a worker's message comes back when the worker would be dead, not 6x later; a
+        retried one after its backoff. A stale receipt is ignored."""
+        ...

@@ -103,10 +103,14 @@ class MemoryQueue:
 
     def release(self, receipt: str) -> None:
         """Make a delivery visible again now; a stale receipt is ignored."""
+        self.hide(receipt, 0)
+
+    def hide(self, receipt: str, seconds: int) -> None:
+        """Hide a delivery for ``seconds`` from now; a stale receipt is ignored."""
         with self._cond:
             message_id = self._receipts.get(receipt)
             if message_id is not None:
-                self._messages[message_id].visible_at = self._clock.monotonic()
+                self._messages[message_id].visible_at = self._clock.monotonic() + max(0, seconds)
                 self._cond.notify_all()
 
     def approximate_size(self) -> int:

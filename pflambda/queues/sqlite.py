@@ -112,10 +112,14 @@ class SQLiteQueue:
 
     def release(self, receipt: str) -> None:
         """Make a delivery visible again now; a stale receipt is ignored."""
+        self.hide(receipt, 0)
+
+    def hide(self, receipt: str, seconds: int) -> None:
+        """Hide a delivery for ``seconds`` from now; a stale receipt is ignored."""
         with self.db.write() as conn:
             conn.execute(
                 "UPDATE messages SET visible_at = ? WHERE queue = ? AND receipt = ?",
-                (self._clock.now(), self.name, receipt),
+                (self._clock.now() + max(0, seconds), self.name, receipt),
             )
 
     def approximate_size(self) -> int:

@@ -155,10 +155,16 @@ class SQSQueue:
 
     def release(self, receipt: str) -> None:
         """Make a delivery visible again now; a stale receipt is ignored."""
+        self.hide(receipt, 0)
+
+    def hide(self, receipt: str, seconds: int) -> None:
+        """One ChangeMessageVisibility; a stale receipt is ignored."""
         with _translated("ChangeMessageVisibility"):
             try:
                 self._client.change_message_visibility(
-                    QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=0
+                    QueueUrl=self._url,
+                    ReceiptHandle=receipt,
+                    VisibilityTimeout=max(0, min(int(seconds), 43_200)),
                 )
             except ClientError as err:
                 if _code(err) not in _STALE_RECEIPT:

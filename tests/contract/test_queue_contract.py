@@ -89,6 +89,18 @@ def test_release_makes_a_message_visible_at_once(queue: Queue) -> None:
     assert (second.message_id, second.receive_count) == (first.message_id, 2)
 
 
+def test_hide_keeps_a_delivery_hidden_for_that_long(queue_kit: QueueKit) -> None:
+    queue = queue_kit.queue
+    queue.send(["later"])
+    (first,) = queue.receive(visibility_timeout=60)
+    queue.hide(first.receipt, 1)  # a worker that will be dead in a second
+    assert queue.receive() == []
+    queue_kit.advance(1)
+    (second,) = drain(queue, 1)
+    assert (second.message_id, second.receive_count) == (first.message_id, 2)
+    queue.hide("no-such-receipt", 5)  # stale receipts are ignored
+
+
 def test_unknown_receipts_are_ignored(queue: Queue) -> None:
     queue.send(["keep"])
     queue.ack(["no-such-receipt"])

@@ -128,13 +128,17 @@ def test_bad_history_length_is_invalid_params(agent: Agent, value: Any) -> None:
     assert out["error"]["code"] == -32602
 
 
-def test_a_message_over_the_record_limit_is_invalid_params(agent: Agent) -> None:
-    big = "x" * 450_000
+def test_a_message_over_the_record_limit_goes_by_reference(agent: Agent) -> None:
+    from pflambda.stores._item import item_size, run_item
+
+    big = "x" * 450_000  # larger than a whole DynamoDB item: the message goes to blobs
     agent.max_body_bytes = 2_000_000
     out = rpc(agent, "SendMessage", {"message": msg_v1(big)}, V1)
-    assert out["error"]["code"] == -32602
-    assert "too large" in out["error"]["message"]
-    assert agent.engine.store.list_runs().runs == []
+    task = out["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert task["history"][0]["parts"][0]["text"] == big
+    (record,) = agent.engine.store.list_runs().runs
+    assert item_size(run_item(record)) < 2_000
 
 
 def test_v01_send_with_another_principals_task_id_is_not_found(agent: Agent) -> None:
