@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, cast
 from pflambda.errors import ConfigError
 from pflambda.local.poller import REGION, Worker
 from pflambda.local.server import LocalServer, ServedAgent, discover_agents, serve
+from pflambda.local.sweeper import SweepThread
 
 if TYPE_CHECKING:
     from pflambda.local.emulator import Emulator
@@ -34,6 +35,7 @@ class LocalSession:
     agents: dict[str, ServedAgent]
     emulator: Emulator | None = None
     endpoint: str | None = None
+    sweeper: SweepThread | None = None
 
     def banner(self) -> str:
         """What to print once everything is up: URLs and commands to paste."""
@@ -60,6 +62,8 @@ class LocalSession:
     def stop(self) -> None:
         """Stop the poller and the server, then the emulator (its data goes with it)."""
         try:
+            if self.sweeper is not None:
+                self.sweeper.stop()
             self.server.stop()
         finally:
             if self.emulator is not None:
@@ -95,7 +99,8 @@ def start_local(
         if emulator is not None:
             emulator.stop()
         raise
-    return LocalSession(server, agents, emulator, endpoint)
+    sweeper = SweepThread(lambda: Settings.from_env().engine()).start()
+    return LocalSession(server, agents, emulator, endpoint, sweeper)
 
 
 def _use_aws(endpoint_url: str | None) -> tuple[Emulator | None, str]:
