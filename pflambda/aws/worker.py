@@ -57,7 +57,11 @@ class Worker:
     ) -> None:
         self._engine = engine
         self.listeners = list(listeners)
-        self.processor = BatchProcessor(event_type=EventType.SQS)
+        # a batch whose every record failed is still a partial batch response (each
+        # record comes back on its own visibility -- a backoff), not an invocation error
+        self.processor = BatchProcessor(
+            event_type=EventType.SQS, raise_on_entire_batch_failure=False
+        )
 
     @property
     def engine(self) -> Engine:

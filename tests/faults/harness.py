@@ -8,7 +8,7 @@ the scheduled sweep when time passes, and lets a test kill a process at any AWS 
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -20,6 +20,7 @@ from pflambda.aws.worker import Worker
 from pflambda.clock import FakeClock
 from pflambda.engine.runner import Engine
 from pflambda.engine.sweeper import sweep
+from pflambda.errors import RetryableError
 from pflambda.queues.memory import MemoryQueue
 from pflambda.stores.base import RunRecord, RunStatus
 from tests.functional.conftest import FakeContext
@@ -39,6 +40,7 @@ class Stack:
     queue: MemoryQueue
     calls: Counter[str] = field(default_factory=Counter)
     worker_runs: int = 0
+    _hooks: list[tuple[str, str, Any]] = field(default_factory=list)
 
     @classmethod
     def make(cls) -> Stack:
@@ -67,20 +69,18 @@ class Stack:
 
         for service in ("dynamodb", "s3"):
             client(service).meta.events.register(f"before-call.{service}", hook)
-        self._unhook = hook
+            self._hooks.append((service, f"before-call.{service}", hook))
 
     def heal(self) -> None:
         """The process that comes next is not killed and nothing is throttled."""
-        hook = getattr(self, "_unhook", None)
-        if hook is not None:
-            for service in ("dynamodb", "s3"):
-                client(service).meta.events.unregister(f"before-call.{service}", hook)
-            self._unhook = None
+        for service, event, hook in self._hooks:
+            client(service).meta.events.unregister(event, hook)
+        self._hooks.clear()
 
     def throttle(self, event: str, nth: int, times: int = 1) -> None:
         """Make the ``nth`` call of ``event`` (e.g. ``dynamodb.PutItem``) from now, and the
         ``times - 1`` after it, fail with throttling -- as after every SDK retry."""
-        service = event.split(".")[0]
+        service = event.split(".", maxsplit=1)[0]
         code = {"dynamodb": "ThrottlingException", "s3": "SlowDown"}[service]
         seen = [0]
 
@@ -94,7 +94,7 @@ class Stack:
             return SimpleNamespace(status_code=status), error | meta
 
         client(service).meta.events.register(f"before-call.{event}", hook)
-        self._unhook = hook
+        self._hooks.append((service, f"before-call.{event}", hook))
 
     def deliver(self, remaining_ms: int = WORKER_MS) -> int:
         """One worker invocation with what the queue has (as the event source)."""
@@ -125,15 +125,24 @@ class Stack:
     def settle(self, run_id: str, rounds: int = 60) -> RunRecord:
         """Let AWS go on (deliveries, time, sweeps) until the run stops running."""
         for _ in range(rounds):
-            record = self.engine.store.get_run(run_id)
-            if record.status != RunStatus.RUNNING:
+            record = self._read(run_id)
+            if record is not None and record.status != RunStatus.RUNNING:
                 return record
             if not self.deliver():
                 self.clock.advance(60)
-                sweep(self.engine)
+                # a sweep that fails this minute is retried by the next one
+                with contextlib.suppress(RetryableError):
+                    sweep(self.engine)
         raise AssertionError(f"run {run_id} is still running: nobody continues it")
 
+    def _read(self, run_id: str) -> RunRecord | None:
+        """The run's record, or None when the test's own read was throttled."""
+        try:
+            return self.engine.store.get_run(run_id)
+        except RetryableError:
+            return None
 
-def shared_of(stack: Stack, run_id: str) -> dict[str, Any]:
-    shared = stack.engine.state(run_id)[0]
-    return json.loads(json.dumps(shared))  # type: ignore[no-any-return]
+
+def shared_of(stack: Stack, run_id: str) -> dict[Any, Any]:
+    """The run's shared at its latest checkpoint."""
+    return stack.engine.state(run_id)[0]
