@@ -111,7 +111,9 @@ def _use_aws(endpoint_url: str | None) -> tuple[Emulator | None, str]:
     if endpoint_url is None:
         from pflambda.local.emulator import start_emulator
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto: a line per SQS poll
+        werkzeug = logging.getLogger("werkzeug")
+        if werkzeug.level == logging.NOTSET:  # moto: a line per SQS poll, unless --verbose
+            werkzeug.setLevel(logging.WARNING)
         emulator = start_emulator()
         os.environ.update(emulator.env())
     else:

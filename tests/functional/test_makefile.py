@@ -33,3 +33,14 @@ def test_make_test_deep_runs_the_property_tests_with_the_deep_profile() -> None:
     recipe = dry_run("test-deep")
     assert "HYPOTHESIS_PROFILE=deep" in recipe
     assert "-m hypothesis" in recipe
+
+
+def test_make_install_says_what_it_does_and_lets_pip_show_progress() -> None:
+    recipe = dry_run("-B", "install")
+    assert "Setting up" in recipe
+    (install,) = [line for line in recipe.splitlines() if "-e '.[dev]'" in line]
+    assert "--quiet" not in install
+
+
+def test_make_dist_builds_a_wheel_and_an_sdist_without_downloading() -> None:
+    assert "-m build --no-isolation --outdir dist ." in dry_run("-B", "dist")
