@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install dist test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test tck
+.PHONY: install dist test test-deep lint typecheck unit local bench clean sam sam-build sam-check bundle-test tck browser
 
 # aws-sam-cli pins its own boto3, so it lives in a venv of its own.
 SAM_VENV    ?= .sam-venv
@@ -43,8 +43,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+# The console's browser tests drive Debian's Chromium (Playwright's own download is not
+# used). Installed here when missing and we are root; otherwise those tests fail and say
+# how to get it (PFLAMBDA_SKIP_BROWSER=1 skips them on purpose).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 && apt-get install -y chromium >/dev/null \
+	    || (apt-get update >/dev/null && apt-get install -y chromium >/dev/null); } \
+	    || echo "no $(CHROMIUM): the browser tests will fail (apt-get install chromium)"
 
 # Nightly-style: every hypothesis test with fresh random seeds and 20x the examples (tests/conftest.py).
 test-deep: $(STAMP)

@@ -292,13 +292,32 @@ class Engine:
         except InvalidRunState:
             return self.store.get_run(run_id)
 
-    def fork(self, run_id: str, at: int, *, new_run_id: str | None = None) -> RunRecord:
-        """A new run whose initial state is checkpoint ``at`` of ``run_id``."""
+    def fork(
+        self,
+        run_id: str,
+        at: int,
+        *,
+        new_run_id: str | None = None,
+        update: Mapping[Any, Any] | None = None,
+        remove: Collection[Any] = (),
+    ) -> RunRecord:
+        """A new run whose initial state is checkpoint ``at`` of ``run_id``.
+
+        ``remove`` deletes keys from that state and ``update`` sets keys in it, before
+        anything is written (a value that cannot be checkpointed stores nothing).
+        """
         source = self.store.get_run(run_id)
         ckpts = self.store.load_checkpoints(run_id, at)
         if not ckpts or ckpts[-1].seq != at:
             raise InvalidRunState(f"run {run_id} has no checkpoint {at}")
         shared, body = SharedTracker(run_id, self.blobs).load(ckpts)
+        missing = [key for key in remove if key not in shared]
+        if missing:
+            raise InvalidRunState(f"run {run_id} has no key {missing[0]!r} in shared at step {at}")
+        for key in remove:
+            del shared[key]
+        shared.update(update or {})
+        edited = sorted({repr(k) for k in [*remove, *(update or {})]})
         now = self.clock.now()
         record = RunRecord(
             run_id=new_run_id or str(uuid.uuid4()),
@@ -310,7 +329,11 @@ class Engine:
             owner=source.owner,
             context_id=source.context_id,
             expires_at=self.expiry(),
-            attrs={"forked_from": run_id, "forked_at": at},
+            attrs={
+                "forked_from": run_id,
+                "forked_at": at,
+                **({"edited": edited} if edited else {}),
+            },
             lease_owner=lease.QUEUED,
             lease_until=now + self.lease_seconds,
         )

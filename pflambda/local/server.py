@@ -37,6 +37,7 @@ __all__ = [
     "LocalContext",
     "LocalServer",
     "ServedAgent",
+    "ServedApp",
     "SqsPoller",
     "api_event",
     "discover_agents",
@@ -51,6 +52,8 @@ API_TIMEOUT_SECONDS = limits.API_TIMEOUT_MS / 1000
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """API Gateway's payload limit."""
 AGENTS = "/agents/"
+CONSOLE = "/console"
+"""Where the run console is served, when the server has one."""
 _CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 
 
@@ -61,6 +64,14 @@ class ServedAgent(Protocol):
 
     def http(self, event: dict[str, Any], context: Any) -> HttpResponse:
         """An API Gateway event in; a response whose iterator body is streamed live."""
+        ...
+
+
+class ServedApp(Protocol):
+    """Anything else the server mounts (the run console): API Gateway events in."""
+
+    def http(self, event: dict[str, Any], context: Any) -> HttpResponse:
+        """An API Gateway event in, a response out."""
         ...
 
 
@@ -197,13 +208,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlsplit(target).path)
         if path in _CARD_PATHS and len(local.agents) == 1:  # the origin's own card
             target = path = local.root_card(self.headers.get("A2A-Version"))
-        if not path.startswith(AGENTS):
+        console = local.console if path == CONSOLE or path.startswith(CONSOLE + "/") else None
+        if not path.startswith(AGENTS) and console is None:
             return local.static(path, self.command, self._domain())
         if self.command not in ("GET", "HEAD", "OPTIONS") and _cross_site(self.headers):
             why = "cross-site requests are refused (the Origin is not this server)"
             return _json(403, {"error": why})
-        name = path[len(AGENTS) :].split("/", 1)[0]
-        agent = local.agents.get(name)
+        name = path[len(AGENTS) :].split("/", 1)[0] if console is None else "console"
+        agent = local.agents.get(name) if console is None else console
         if agent is None:
             return _json(404, {"error": f"no agent named {name!r}", "agents": sorted(local.agents)})
         refusal = self._refusal()
@@ -301,8 +313,11 @@ class LocalServer:
         api_timeout: float = API_TIMEOUT_SECONDS,
         max_body_bytes: int = MAX_BODY_BYTES,
         poller: SqsPoller | None = None,
+        console: ServedApp | None = None,
     ) -> None:
         self.agents = dict(agents)
+        self.console = console
+        """The run console, served at ``/console/`` (see :mod:`pflambda.console`)."""
         self.api_timeout, self.max_body_bytes, self.poller = api_timeout, max_body_bytes, poller
         self.stopping = threading.Event()
         self._httpd = _Server((host, port), self)
@@ -324,6 +339,10 @@ class LocalServer:
         """An agent's A2A URL (what its card says)."""
         return f"http://{domain or self.authority}{AGENTS}{name}/"
 
+    def console_url(self, domain: str | None = None) -> str:
+        """The run console's URL."""
+        return f"http://{domain or self.authority}{CONSOLE}/"
+
     def card_url(self, name: str, domain: str | None = None) -> str:
         """Where an agent's card is."""
         return self.agent_url(name, domain) + ".well-known/agent-card.json"
@@ -343,7 +362,10 @@ class LocalServer:
                 {"name": n, "url": self.agent_url(n, domain), "card": self.card_url(n, domain)}
                 for n in sorted(self.agents)
             ]
-            return _json(200, {"agents": agents})
+            doc: dict[str, Any] = {"agents": agents}
+            if self.console is not None:
+                doc["console"] = self.console_url(domain)
+            return _json(200, doc)
         if path in _CARD_PATHS:
             hint = "each agent has its own card: GET /agents/<name>/.well-known/agent-card.json"
             cards = [self.card_url(n, domain) for n in sorted(self.agents)]
@@ -388,9 +410,13 @@ def serve(
     queue: Queue,
     host: str = "127.0.0.1",
     port: int = 8080,
+    *,
+    console: ServedApp | None = None,
 ) -> LocalServer:
-    """Start a server for ``agents`` and a poller feeding ``queue`` to ``worker``."""
-    return LocalServer(agents, host, port, poller=SqsPoller(queue, worker)).start()
+    """Start a server for ``agents`` (and ``console``) and a poller feeding ``queue``
+    to ``worker``."""
+    poller = SqsPoller(queue, worker)
+    return LocalServer(agents, host, port, poller=poller, console=console).start()
 
 
 def discover_agents(package: str = "handlers", root: str | None = None) -> dict[str, ServedAgent]:

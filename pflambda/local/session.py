@@ -48,6 +48,8 @@ class LocalSession:
         message = {"kind": "message", "messageId": "m1", "role": "user", "parts": parts}
         rpc = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}}
         data = shlex.quote(json.dumps(rpc))
+        if s.console is not None:
+            lines.append(f"Run console: {s.console_url()}")
         lines += [
             "Ask an agent:",
             f'  pflambda send {first} "your question"',
@@ -91,8 +93,11 @@ def start_local(
         if not agents:
             raise ConfigError(f"no agents found in the {package!r} package")
         queue = Settings.from_env().ports.queue
+        from pflambda.console.handler import console_from_env
+
+        console = console_from_env(default_operators="*")  # local: you see every run
         try:
-            server = serve(agents, _worker(package), queue, host, port)
+            server = serve(agents, _worker(package), queue, host, port, console=console)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port} ({exc}); try --port") from exc
     except BaseException:

@@ -350,3 +350,20 @@ def test_checkpoints_record_the_node_time_and_retries() -> None:
     assert infos[0].duration_ms is None  # the initial state ran nothing
     assert infos[1].duration_ms is not None
     assert infos[1].duration_ms >= 0
+
+
+def test_fork_with_edited_state(engine: Engine) -> None:
+    engine.start("tests.flows.sample:loop", {"limit": 5, "note": "x"}, run_id="r")
+    forked = engine.fork("r", 2, new_run_id="f", update={"limit": 3, 7: (1, 2)}, remove=["note"])
+    assert forked.attrs["edited"] == ["'limit'", "'note'", "7"]
+    shared = engine.state("f")[0]
+    expected = engine.state("r", 2)[0]
+    del expected["note"]
+    assert shared == {**expected, "limit": 3, 7: (1, 2)}
+    assert engine.resume("f").shared["n"] == 3  # the edited limit holds
+    with pytest.raises(InvalidRunState, match="no key 'nope'"):
+        engine.fork("r", 2, remove=["nope"])
+    with pytest.raises(SerializationError):
+        engine.fork("r", 2, new_run_id="g", update={"bad": object()})
+    with pytest.raises(RunNotFound):
+        engine.store.get_run("g")  # nothing was written
