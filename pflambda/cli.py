@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pflambda.errors import ConfigError
+from pflambda.stores.base import RunStatus
 from pflambda.terminal import report_error, setup_logging
 
 __all__ = ["main"]
@@ -112,22 +114,19 @@ def _parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a running or paused run")
     cancel.add_argument("run_id")
 
-    runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
-    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
-    listing = runs_sub.add_parser("list", help="runs, newest first")
-    listing.add_argument("--limit", type=_positive, default=20)
-    listing.add_argument(
-        "--stalled",
-        action="store_true",
-        help="only running runs whose lease lapsed (the ones the sweeper continues)",
-    )
-    show = runs_sub.add_parser("show", help="a run's timeline of checkpoints")
-    show.add_argument("run_id")
+    _add_runs(sub)
 
     fork = sub.add_parser("fork", help="start a new run from a checkpoint of an old one")
     fork.add_argument("run_id")
     fork.add_argument("--at", type=int, required=True, help="the checkpoint's seq")
     fork.add_argument("--no-run", action="store_true", help="create the fork, do not run it")
+    fork.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="set shared[KEY] in the fork (JSON, or pflambda's tagged JSON); repeatable",
+    )
 
     graph = sub.add_parser("graph", help="print a flow as a mermaid flowchart")
     graph.add_argument("flow", help="the flow factory, as package.module:factory")
@@ -163,6 +162,27 @@ def _parser() -> argparse.ArgumentParser:
         "source directory or version)",
     )
     return parser
+
+
+def _add_runs(sub: Any) -> None:
+    """``pflambda runs list|show``."""
+    runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    listing = runs_sub.add_parser("list", help="runs, newest first")
+    listing.add_argument("--limit", type=_positive, default=20)
+    listing.add_argument("--status", choices=[s.value for s in RunStatus], help="only these")
+    listing.add_argument("--agent", help="only runs started through this agent")
+    listing.add_argument("--owner", help="only this principal's runs")
+    listing.add_argument(
+        "--stalled",
+        action="store_true",
+        help="only running runs whose lease lapsed (the ones the sweeper continues)",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    show = runs_sub.add_parser("show", help="a run's timeline, or its shared at a step")
+    show.add_argument("run_id")
+    show.add_argument("--at", type=int, help="print shared after this step (JSON)")
+    show.add_argument("--diff", action="store_true", help="with --at: what that step changed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -266,41 +286,93 @@ def _when(epoch: float) -> str:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine()
-    if args.runs_command == "list" and args.stalled:
-        return _list_stalled(engine, args.limit)
     if args.runs_command == "list":
-        page = engine.store.list_runs(limit=args.limit)
-        print(f"{'run id':<38} {'status':<10} {'created (UTC)':<20} flow")
-        for run in page.runs:
-            print(f"{run.run_id:<38} {run.status!s:<10} {_when(run.created_at):<20} {run.flow}")
-        return 0
+        return _runs_list(engine, args)
+    if args.at is not None:
+        return _runs_state(engine, args.run_id, args.at, args.diff)
+    if args.diff:
+        print("pflambda: --diff needs --at N (the step whose changes to show)", file=sys.stderr)
+        return 2
     run = engine.store.get_run(args.run_id)
     print(f"run {run.run_id}  {run.status}  flow {run.flow}  fingerprint {run.fingerprint}")
     if run.prompt:
         print(f"waiting for input: {run.prompt}")
     if run.error:
         print(f"error: {run.error}")
-    print(f"{'seq':>5}  {'node':<28} {'action':<14} {'bytes':>8}  {'kind':<8} time (UTC)")
+    print(
+        f"{'seq':>5}  {'node':<28} {'action':<14} {'bytes':>8}  {'kind':<8} "
+        f"{'ms':>8} {'retries':>7}  time (UTC)"
+    )
     for c in engine.store.list_checkpoints(args.run_id):
         kind = "snapshot" if c.snapshot else "delta"
         node, action = c.node_id or "-", "-" if c.action is None else c.action
-        print(f"{c.seq:>5}  {node:<28} {action:<14} {c.size:>8}  {kind:<8} {_when(c.created_at)}")
+        ms = "-" if c.duration_ms is None else f"{c.duration_ms:.1f}"
+        print(
+            f"{c.seq:>5}  {node:<28} {action:<14} {c.size:>8}  {kind:<8} "
+            f"{ms:>8} {c.retries:>7}  {_when(c.created_at)}"
+        )
     return 0
 
 
-def _list_stalled(engine: Any, limit: int) -> int:
-    """Running runs whose lease lapsed: nobody drives them until the sweeper does."""
-    stalled = engine.store.list_stalled(engine.clock.now(), limit=limit)
-    print(f"{'run id':<38} {'lease lapsed (UTC)':<20} {'last driver':<24} flow")
-    for run in stalled:
-        lapsed = _when(run.lease_until) if run.lease_until is not None else "-"
-        print(f"{run.run_id:<38} {lapsed:<20} {run.lease_owner or '-':<24} {run.flow}")
+def _runs_list(engine: Any, args: argparse.Namespace) -> int:
+    from pflambda.console.views import RunFilter, list_page
+
+    want = RunFilter(
+        owner=args.owner,
+        agent=args.agent,
+        status=RunStatus(args.status) if args.status else None,
+        stalled=True if args.stalled else None,
+    )
+    page = list_page(engine.store, want, now=engine.clock.now(), limit=args.limit)
+    if args.json:
+        print(json.dumps(page, ensure_ascii=False))
+        return 0
+    print(f"{'run id':<38} {'status':<10} {'agent':<12} {'node':<20} {'steps':>5}  created (UTC)")
+    for run in page["runs"]:
+        status = "stalled" if run["stalled"] else run["status"]
+        agent, node = run["agent"] or "-", run["node"] or "-"
+        print(
+            f"{run['run_id']:<38} {status:<10} {agent:<12} {node:<20} {run['steps']:>5}  "
+            f"{_when(run['created_at'])}  {run['flow']}"
+        )
+    if page["next_token"]:
+        print(f"(more: raise --limit; {len(page['runs'])} shown)", file=sys.stderr)
     return 0
+
+
+def _runs_state(engine: Any, run_id: str, at: int, with_diff: bool) -> int:
+    from pflambda.console.snapshot import diff, load_state
+
+    engine.store.get_run(run_id)  # RunNotFound first, with its message
+    state = load_state(engine.store, engine.blobs, run_id, at)
+    if not with_diff:
+        print(json.dumps(state.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    before = None if at == 0 else load_state(engine.store, engine.blobs, run_id, at - 1)
+    print(json.dumps(diff(before, state), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=JSON`` pairs as shared keys and values (tagged JSON is decoded)."""
+    from pflambda.engine import codec
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set needs KEY=JSON, got {pair!r}")
+        try:
+            values[key] = codec.decode(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--set {key}: not JSON ({exc}); quote strings") from None
+    return values
 
 
 def _cmd_fork(args: argparse.Namespace) -> int:
+    update = _settings(args.set)
     engine = _engine()
-    record = engine.fork(args.run_id, args.at)
+    record = engine.fork(args.run_id, args.at, update=update)
     print(f"forked {args.run_id}@{args.at} as {record.run_id}", file=sys.stderr)
     if args.no_run:
         print(json.dumps({"run_id": record.run_id, "status": str(record.status)}))

@@ -203,7 +203,8 @@ class Console:
             since=_number(query, "since"),
             until=_number(query, "until"),
         )
-        limit = int(_number(query, "limit") or 50)
+        raw_limit = _number(query, "limit")
+        limit = 50 if raw_limit is None else int(raw_limit)
         if not 1 <= limit <= MAX_LIMIT:
             raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}")
         now = self.clock.now()

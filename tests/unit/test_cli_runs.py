@@ -1,0 +1,97 @@
+"""The CLI side of the console: runs list filters and JSON, runs show --at/--diff, fork --set."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pflambda.aws.config import Settings, reset_memory_ports
+from pflambda.cli import main
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("PFLAMBDA_STORE", "memory")
+    reset_memory_ports()
+    yield Settings.from_env().engine()
+    reset_memory_ports()
+
+
+def out_json(capsys: pytest.CaptureFixture[str]) -> Any:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_runs_list_filters_and_json(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.start(
+        "tests.flows.console:review", {"topic": "a"}, run_id="p", attrs={"a2a": {"agent": "w"}}
+    )
+    engine.start("tests.flows.sample:loop", {"limit": 1}, run_id="c")
+    engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="s", max_steps=1)
+    capsys.readouterr()
+    assert main(["runs", "list", "--json"]) == 0
+    assert [r["run_id"] for r in out_json(capsys)["runs"]] == ["s", "c", "p"]
+    assert main(["runs", "list", "--json", "--status", "completed"]) == 0
+    assert [r["run_id"] for r in out_json(capsys)["runs"]] == ["c"]
+    assert main(["runs", "list", "--json", "--agent", "w"]) == 0
+    rows = out_json(capsys)["runs"]
+    assert [(r["run_id"], r["node"], r["steps"]) for r in rows] == [("p", "Editing/Review", 1)]
+    assert main(["runs", "list", "--json", "--stalled"]) == 0
+    assert out_json(capsys)["runs"] == []  # "s" stopped a moment ago: not stalled yet
+    assert main(["runs", "list", "--status", "paused"]) == 0
+    text = capsys.readouterr().out
+    assert "p " in text
+    assert "Editing/Review" in text
+    assert "c " not in text.split("\n", 1)[1]
+
+
+def test_runs_show_at_a_step_and_its_diff(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.start("tests.flows.console:review", {"topic": "cats"}, run_id="r")
+    capsys.readouterr()
+    assert main(["runs", "show", "r", "--at", "1"]) == 0
+    assert out_json(capsys) == {
+        "seq": 1,
+        "shared": {"topic": "cats", "draft": "About cats", "words": 2},
+        "offloaded": {},
+    }
+    assert main(["runs", "show", "r", "--at", "1", "--diff"]) == 0
+    changes = out_json(capsys)["changes"]
+    assert [(c["op"], c["path"], c["after"]) for c in changes] == [
+        ("added", ["draft"], "About cats"),
+        ("added", ["words"], 2),
+    ]
+    assert main(["runs", "show", "r", "--at", "7"]) == 1
+    assert "run r has no checkpoint 7" in capsys.readouterr().err
+    assert main(["runs", "show", "r", "--diff"]) == 2
+    assert main(["runs", "show", "r"]) == 0
+    assert "Draft" in capsys.readouterr().out
+
+
+def test_fork_with_set(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    engine.start("tests.flows.console:review", {"topic": "cats"}, run_id="r")
+    capsys.readouterr()
+    code = main(
+        [
+            "fork",
+            "r",
+            "--at",
+            "1",
+            "--set",
+            'draft="About owls"',
+            "--set",
+            'verdict="yes"',
+            "--set",
+            'tags={"$pf": "tuple", "v": [1]}',
+        ]
+    )
+    assert code == 0  # the verdict was set: the fork runs to the end
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc["status"] == "completed"
+    shared = engine.state(doc["run_id"])[0]
+    assert shared["published"] == "ABOUT OWLS"
+    assert shared["tags"] == (1,)
+    assert main(["fork", "r", "--at", "1", "--set", "draft=About owls"]) == 2
+    assert "--set draft: not JSON" in capsys.readouterr().err
+    assert main(["fork", "r", "--at", "1", "--set", "oops"]) == 2
