@@ -125,18 +125,21 @@ class RunFilter:
     until: float | None = None
     """Created at or before (epoch seconds)."""
 
+    def keeps_record(self, record: RunRecord) -> bool:
+        """Whether a run passes the filters its record alone decides (no extra read)."""
+        if self.agent is not None and agent_of(record) != self.agent:
+            return False
+        if self.status is not None and record.status != self.status:
+            return False
+        if self.stalled and record.status != RunStatus.RUNNING:
+            return False
+        if self.since is not None and record.created_at < self.since:
+            return False
+        return self.until is None or record.created_at <= self.until
+
     def keeps(self, row: dict[str, Any]) -> bool:
-        """Whether a summary row passes the filters."""
-        if self.agent is not None and row["agent"] != self.agent:
-            return False
-        if self.status is not None and row["status"] != self.status.value:
-            return False
-        if self.stalled is not None and row["stalled"] != self.stalled:
-            return False
-        created = row["created_at"]
-        if self.since is not None and created < self.since:
-            return False
-        return self.until is None or created <= self.until
+        """Whether a summary row passes the rest (stalled needs the last checkpoint)."""
+        return self.stalled is None or row["stalled"] == self.stalled
 
 
 def list_page(
@@ -153,14 +156,16 @@ def list_page(
     Reads index pages of ``limit`` runs until ``limit`` rows pass the filters or
     :data:`MAX_PAGES` pages were read; ``next_token`` goes on from there (``None``
     at the end). Pages are newest first, so a ``since`` filter stops the listing at
-    the first run older than it.
+    the first run older than it. Only the runs the record-level filters keep cost
+    their one ``last_checkpoint`` read.
     """
     rows: list[dict[str, Any]] = []
     lasts = last_of or (lambda records: [store.last_checkpoint(r.run_id) for r in records])
     for _ in range(MAX_PAGES):
         page = store.list_runs(limit=limit, next_token=token, owner=want.owner)
         token = page.next_token
-        for record, last in zip(page.runs, lasts(page.runs), strict=True):
+        candidates = [record for record in page.runs if want.keeps_record(record)]
+        for record, last in zip(candidates, lasts(candidates), strict=True):
             row = summary(record, last, now)
             if want.keeps(row):
                 rows.append(row)

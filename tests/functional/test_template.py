@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from pflambda import limits
+from pflambda.console.handler import handler as console_handler
 from pflambda.engine.runner import Engine
 from pflambda.stores.dynamodb import TABLE_SCHEMA, TTL_ATTRIBUTE
 
@@ -123,7 +124,12 @@ def handler_problems(template: Template) -> list[str]:
 
 # -- environment -------------------------------------------------------------------------
 
-ENV_SOURCES = ("pflambda/aws/config.py", "pflambda/a2a/auth.py", "flows/llm.py")
+ENV_SOURCES = (
+    "pflambda/aws/config.py",
+    "pflambda/a2a/auth.py",
+    "pflambda/console/handler.py",
+    "flows/llm.py",
+)
 """The modules that read the deployment's configuration from os.environ."""
 
 OPTIONAL_ENV = {
@@ -364,8 +370,12 @@ def api_problems(template: Template) -> list[str]:
         api_events = [e["Properties"] for e in events if e["Type"] == "Api"]
         if not api_events:
             continue
-        module_name, _ = handler_ref(function["Properties"]["Handler"])
-        agent = getattr(importlib.import_module(module_name), "agent", None)
+        module_name, attribute = handler_ref(function["Properties"]["Handler"])
+        module = importlib.import_module(module_name)
+        if getattr(module, attribute, None) is console_handler:
+            problems += console_api_problems(template, name, api_events)
+            continue
+        agent = getattr(module, "agent", None)
         if agent is None:
             problems.append(f"{name}: {module_name} defines no agent")
             continue
@@ -383,6 +393,34 @@ def api_problems(template: Template) -> list[str]:
                 problems.append(f"the API body sets no (conditional) security on {path}")
         if f"{base}/" not in outputs:
             problems.append(f"no Output gives the A2A URL of agent {agent.name!r}")
+    return problems
+
+
+CONSOLE_PATHS = {"/console": False, "/console/{proxy+}": False, "/console/api/{proxy+}": True}
+"""The run console's paths, and whether each is guarded (its API is; its pages are not)."""
+
+
+def console_api_problems(template: Template, name: str, api_events: list[Any]) -> list[str]:
+    """The console function serves its pages open and its API behind the agents' auth."""
+    problems = []
+    body = template["Resources"]["Api"]["Properties"]["DefinitionBody"]
+    guard = None
+    for agent_path, method in body["paths"].items():
+        if agent_path.startswith("/agents/"):
+            guard = method["x-amazon-apigateway-any-method"].get("security")
+    for path, guarded in CONSOLE_PATHS.items():
+        if not any(e["Path"] == path and e["Method"].upper() == "ANY" for e in api_events):
+            problems.append(f"{name} has no ANY {path} event")
+        method = body["paths"].get(path, {}).get("x-amazon-apigateway-any-method", {})
+        uri = method.get("x-amazon-apigateway-integration", {}).get("uri")
+        if name not in set(refs(uri)):
+            problems.append(f"the API body does not send {path} to {name}")
+        if guarded and method.get("security") != guard:
+            problems.append(f"the console API {path} must have the agents' security")
+        if not guarded and "security" in method:
+            problems.append(f"the console pages {path} carry no data and need no security")
+    if "/console/" not in json.dumps(template.get("Outputs", {})):
+        problems.append("no Output gives the console's URL")
     return problems
 
 
@@ -572,6 +610,13 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None], str]] = {
         "api",
         lambda t: _api_paths(t).pop("/agents/approval/{proxy+}"),
         "does not send /agents/approval/{proxy+} to ApprovalFunction",
+    ),
+    "console API open": (
+        "api",
+        lambda t: _api_paths(t)["/console/api/{proxy+}"]["x-amazon-apigateway-any-method"].pop(
+            "security"
+        ),
+        "the console API /console/api/{proxy+} must have the agents' security",
     ),
     "event path wrong": (
         "api",
