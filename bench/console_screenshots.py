@@ -19,9 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ["PFLAMBDA_STORE"] = "memory"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pflambda.aws.config import Settings
 from pflambda.aws.worker import Worker
@@ -32,6 +30,7 @@ from pflambda.engine.runner import Engine
 from pflambda.local.emulator import free_port
 from pflambda.local.server import LocalServer, SqsPoller
 
+ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
 CHROMIUM = os.environ.get("PFLAMBDA_CHROMIUM", "/usr/bin/chromium")
 
@@ -71,6 +70,7 @@ def make_runs(engine: Any) -> None:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
+    os.environ["PFLAMBDA_STORE"] = "memory"
     engine = Settings.from_env().engine()
     assert engine.queue is not None
     poller = SqsPoller(engine.queue, Worker(engine), wait_seconds=0.2)
