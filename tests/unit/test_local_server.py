@@ -448,3 +448,29 @@ def test_with_several_agents_the_origin_has_no_card() -> None:
         assert len(json.loads(raw)["cards"]) == 2
     finally:
         local.stop()
+
+
+def test_the_console_is_mounted_on_the_same_port(agent: FakeAgent) -> None:
+    from pflambda.blobs.memory import MemoryBlobStore
+    from pflambda.console.app import EVERYONE, Console
+    from pflambda.engine.runner import Engine
+    from pflambda.local.session import LocalSession
+    from pflambda.stores.memory import MemoryStore
+
+    console = Console(Engine(MemoryStore(), MemoryBlobStore()), operators={EVERYONE})
+    local = LocalServer({"echo": agent}, port=free_port(), console=console).start()
+    try:
+        banner = LocalSession(local, {"echo": agent}, None, None).banner()
+        conn = http.client.HTTPConnection("127.0.0.1", local.port, timeout=10)
+        conn.request("GET", "/console/")
+        page = conn.getresponse()
+        assert page.status == 200
+        assert b'<table id="runs"' in page.read()
+        conn.request("GET", "/console/api/runs")
+        assert json.loads(conn.getresponse().read())["runs"] == []
+        conn.request("GET", "/")
+        assert json.loads(conn.getresponse().read())["console"] == local.console_url()
+        conn.close()
+    finally:
+        local.stop()
+    assert f"Run console: http://127.0.0.1:{local.port}/console/" in banner
