@@ -7,8 +7,9 @@ a running run that is not stalled is being driven by someone, so ``resume`` refu
 it instead of racing that invocation.
 
 Driving a run is not done in the request: the action commits what it must (the
-reply, the new status, the fork's first checkpoint) and queues a continuation, which
-a worker picks up -- as the A2A API does with ``returnImmediately``. Without a queue
+reply, the new status, the fork's first checkpoint), leaves the run's lease to the
+queue and sends a continuation, which a worker picks up -- as the A2A API does with
+``returnImmediately`` (the engine's ``hand_off``). Without a queue
 (an engine made for tests or scripts) the run is driven in the request.
 """
 
@@ -60,8 +61,7 @@ class Actions:
         if self.engine.queue is None:
             outcome = self.engine.resume(record.run_id, reply=text)
             return ActionResult(record.run_id, str(outcome.status), "replied; the run went on")
-        outcome = self.engine.resume(record.run_id, reply=text, max_steps=0)
-        self._continue(record.run_id, outcome.seq)
+        outcome = self.engine.resume(record.run_id, reply=text, max_steps=0, hand_off=True)
         return ActionResult(record.run_id, str(outcome.status), "replied; the run goes on")
 
     def resume(self, record: RunRecord, now: float) -> ActionResult:
@@ -70,17 +70,15 @@ class Actions:
             last = self.engine.store.last_checkpoint(record.run_id)
             if not is_stalled(record, last, now):
                 raise InvalidRunState(
-                    f"run {record.run_id} is running and not stalled: "
-                    "resume is for stalled or failed runs"
+                    f"run {record.run_id} is running and its lease is live: someone drives "
+                    "it; resume is for stalled or failed runs"
                 )
-            seq = 0 if last is None else last.seq
-        elif self.engine.queue is not None:
-            seq = self.engine.resume(record.run_id, max_steps=0).seq  # the engine's checks
         if self.engine.queue is None:
             outcome = self.engine.resume(record.run_id)
             return ActionResult(record.run_id, str(outcome.status), "resumed")
-        self._continue(record.run_id, seq)
-        return ActionResult(record.run_id, "running", f"resumed from step {seq}")
+        outcome = self.engine.resume(record.run_id, max_steps=0, hand_off=True)
+        message = f"resumed from step {outcome.seq}: a worker continues it"
+        return ActionResult(record.run_id, str(outcome.status), message)
 
     def cancel(self, record: RunRecord) -> ActionResult:
         """Cancel: a paused run at once, a running one at its next node."""

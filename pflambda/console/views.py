@@ -5,9 +5,9 @@ goes through the store's index (``list_runs``, newest first) and reads one small
 item per listed run (its last checkpoint, without the body) for the step count and
 the node it is at -- never a Scan, and never more than a page of runs at a time.
 
-A run is *stalled* when it says ``running`` but nothing has happened to it (no
-checkpoint, no status change) for :data:`STALL_AFTER` seconds: no invocation is
-driving it any more. The console offers to resume it.
+A run is *stalled* when it says ``running`` but its lease lapsed: the invocation
+that drove it is gone and nobody has taken it over yet (the sweeper will; the console
+offers to resume it now). Stalled runs are listed from the store's lease index.
 """
 
 from __future__ import annotations
@@ -34,13 +34,21 @@ from pflambda.stores.base import (
     Store,
 )
 
-__all__ = ["STALL_AFTER", "RunFilter", "agent_of", "list_page", "run_detail", "summary"]
+__all__ = [
+    "STALL_AFTER",
+    "RunFilter",
+    "agent_of",
+    "is_stalled",
+    "list_page",
+    "run_detail",
+    "summary",
+]
 
 log = logging.getLogger("pflambda.console")
 
 STALL_AFTER = 900.0
-"""Seconds without a checkpoint or a status change after which a running run is stalled
-(the worker's longest invocation is 300 s; a continuation is queued before it ends)."""
+"""For a running run with no lease at all (written before leases): seconds without a
+checkpoint or a status change after which it counts as stalled."""
 MAX_PAGES = 5
 """Store pages one filtered listing reads before it answers with what it found."""
 MAX_TIMELINE = 2000
@@ -55,9 +63,11 @@ def agent_of(record: RunRecord) -> str | None:
 
 
 def is_stalled(record: RunRecord, last: CheckpointInfo | None, now: float) -> bool:
-    """Running, but untouched for :data:`STALL_AFTER` seconds."""
+    """Running, and its lease lapsed (no lease: untouched for :data:`STALL_AFTER` s)."""
     if record.status != RunStatus.RUNNING:
         return False
+    if record.lease_until is not None:
+        return not record.leased(now)
     active = max(record.updated_at, last.created_at if last is not None else 0.0)
     return now - active >= STALL_AFTER
 
@@ -106,6 +116,8 @@ def summary(record: RunRecord, last: CheckpointInfo | None, now: float) -> dict[
         "prompt": record.prompt if record.status == RunStatus.PAUSED else None,
         "error": record.error if record.status == RunStatus.FAILED else None,
         "cancel_requested": record.cancel_requested,
+        "lease_owner": record.lease_owner,
+        "lease_until": record.lease_until,
         "forked_from": record.attrs.get("forked_from"),
         "forked_at": record.attrs.get("forked_at"),
     }
@@ -161,6 +173,8 @@ def list_page(
     """
     rows: list[dict[str, Any]] = []
     lasts = last_of or (lambda records: [store.last_checkpoint(r.run_id) for r in records])
+    if want.stalled:
+        return _stalled_page(store, want, now, limit, lasts)
     for _ in range(MAX_PAGES):
         page = store.list_runs(limit=limit, next_token=token, owner=want.owner)
         token = page.next_token
@@ -175,6 +189,25 @@ def list_page(
         if token is None or len(rows) >= limit:
             break
     return {"runs": rows, "next_token": token}
+
+
+def _stalled_page(
+    store: Store,
+    want: RunFilter,
+    now: float,
+    limit: int,
+    lasts: Callable[[list[RunRecord]], list[CheckpointInfo | None]],
+) -> dict[str, Any]:
+    """Stalled runs from the lease index (oldest lapse first), then the other filters.
+    One page only: the index answers the oldest lapses; the sweeper drains the rest."""
+    owner = want.owner
+    found = [
+        r
+        for r in store.list_stalled(now, limit=limit)
+        if (owner is None or r.owner == owner) and want.keeps_record(r)
+    ]
+    rows = [summary(r, last, now) for r, last in zip(found, lasts(found), strict=True)]
+    return {"runs": [row for row in rows if want.keeps(row)], "next_token": None}
 
 
 def run_detail(store: Store, blobs: Any, record: RunRecord, now: float) -> dict[str, Any]:

@@ -209,3 +209,28 @@ def test_filters_and_paging(engine: Engine) -> None:
         status, _, doc = call("GET", f"/console/api/runs?{query}")
         assert status == 400
         assert words in doc["error"]
+
+
+def test_resume_hands_a_stalled_run_to_the_worker_and_refuses_a_driven_one(
+    engine: Engine,
+) -> None:
+    from pflambda.aws.worker import Worker
+
+    engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="s", owner=ADA, max_steps=1)
+    assert call("GET", "/console/api/runs?stalled=true")[2]["runs"][0]["run_id"] == "s"
+    status, _, doc = call("POST", "/console/api/runs/s/resume", {})
+    assert (status, doc["status"]) == (200, "running")
+    assert engine.store.get_run("s").lease_owner == "queued"  # the queue holds it now
+    assert engine.queue is not None
+    (message,) = engine.queue.receive(10)
+    Worker(engine).handle(json.loads(message.body))
+    assert engine.store.get_run("s").status == RunStatus.COMPLETED
+
+    engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="d", owner=ADA, max_steps=1)
+    now = engine.clock.now()
+    engine.store.acquire_lease("d", "worker-7", now + 600, now=now)
+    status, _, doc = call("POST", "/console/api/runs/d/resume", {})
+    assert status == 409
+    assert "its lease is live" in doc["error"]
+    assert engine.store.get_run("d").lease_owner == "worker-7"
+    assert engine.queue.receive(10) == []

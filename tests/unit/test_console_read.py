@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,12 +11,13 @@ from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.clock import FakeClock
 from pflambda.console.layout import layout
 from pflambda.console.snapshot import Offloaded, diff, load_state, load_value
-from pflambda.console.views import STALL_AFTER, RunFilter, list_page, run_detail
+from pflambda.console.views import STALL_AFTER, RunFilter, is_stalled, list_page, run_detail
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.runner import Engine
 from pflambda.errors import InvalidRunState
 from pflambda.graph import describe
 from pflambda.limits import INLINE_VALUE_LIMIT
+from pflambda.stores.base import RunStatus
 from pflambda.stores.memory import MemoryStore
 
 
@@ -172,11 +174,20 @@ def engine_status(name: str) -> Any:
     return RunStatus(name)
 
 
-def test_a_quiet_running_run_is_stalled(engine: Engine) -> None:
+def test_a_running_run_whose_lease_lapsed_is_stalled(engine: Engine) -> None:
     engine.start("tests.flows.sample:loop", {"limit": 5}, run_id="r", max_steps=1)
-    clock = engine.clock
-    assert isinstance(clock, FakeClock)
-    now = clock.now()
-    assert not list_page(engine.store, RunFilter(), now=now)["runs"][0]["stalled"]
-    later = now + STALL_AFTER + 1
-    assert list_page(engine.store, RunFilter(stalled=True), now=later)["runs"][0]["run_id"] == "r"
+    engine.start("tests.flows.sample:loop", {"limit": 1}, run_id="done")
+    now = engine.clock.now()
+    record = engine.store.get_run("r")
+    assert record.status == RunStatus.RUNNING
+    assert not record.leased(now)  # the step budget ended; the lease lapsed
+    rows = list_page(engine.store, RunFilter(), now=now)["runs"]
+    assert [(r["run_id"], r["stalled"]) for r in rows] == [("r", True), ("done", False)]
+    stalled = list_page(engine.store, RunFilter(stalled=True), now=now)
+    assert [r["run_id"] for r in stalled["runs"]] == ["r"]
+    # a run with a live lease is not stalled; one from before leases goes by time
+    live = replace(record, lease_until=now + 60)
+    assert not is_stalled(live, None, now)
+    legacy = replace(record, lease_owner=None, lease_until=None, updated_at=now)
+    assert not is_stalled(legacy, None, now)
+    assert is_stalled(legacy, None, now + STALL_AFTER)
