@@ -227,7 +227,7 @@ class Console:
             raise ApiError(400, "say which value: ?key=<shared key>")
         state = load_state(self.engine.store, self.engine.blobs, record.run_id, seq)
         try:
-            return {"key": key, "value": load_value(self.engine.blobs, state, key)}
+            return {"key": key, "value": load_value(state, key)}
         except KeyError:
             raise ApiError(404, f"shared has no key {key!r} at step {seq}") from None
 

@@ -1,11 +1,13 @@
 """Shared at one step, as the console shows it: readable JSON, large values by size.
 
-A step's shared is rebuilt as the engine rebuilds it -- the latest snapshot at or
-before the step and the deltas after it, in one store read -- but a value that was
-offloaded to the blob store is not fetched: it is shown by its stored size and
-loaded only when asked for (:func:`load_value`). Keys are the codec's encoded keys
-(a plain string key is itself). Values are the codec's JSON, which is plain JSON for
-plain values and a tagged object for tuples, sets, bytes, datetimes, models...
+A step's shared is rebuilt by the engine's own loader (the latest snapshot at or
+before the step and the deltas after it, in one store read), so the console reads
+every body format the engine writes. A value whose JSON is larger than
+:data:`~pflambda.limits.INLINE_VALUE_LIMIT` -- what the engine keeps in the blob store
+(S3) rather than in the checkpoint -- is not sent with the step: it is shown by its
+size and sent only when asked for (:func:`load_value`). Keys are the codec's encoded
+keys (a plain string key is itself). Values are the codec's JSON, which is plain JSON
+for plain values and a tagged object for tuples, sets, bytes, datetimes, models...
 
 :func:`diff` says what one step changed: keys added, removed and changed, and for a
 changed JSON value the paths inside it that changed.
@@ -13,17 +15,18 @@ changed JSON value the paths inside it that changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pflambda.blobs.base import BlobStore
 from pflambda.engine import codec
-from pflambda.engine.state import Body, SharedTracker
+from pflambda.engine.state import SharedTracker
 from pflambda.errors import InvalidRunState
-from pflambda.stores.base import Checkpoint, Store
+from pflambda.limits import INLINE_VALUE_LIMIT
+from pflambda.stores.base import Store
 
 __all__ = ["MAX_DIFF", "Offloaded", "StepState", "diff", "load_state", "load_value"]
 
@@ -33,9 +36,9 @@ MAX_DIFF = 200
 
 @dataclass(frozen=True)
 class Offloaded:
-    """A value kept in the blob store: its key there and its stored (compressed) size."""
+    """A value too large to show inline: a hash of its JSON, and the JSON's size."""
 
-    blob: str
+    digest: str
     size: int
 
 
@@ -46,6 +49,8 @@ class StepState:
     seq: int
     values: dict[str, codec.JSONValue | Offloaded] = field(default_factory=dict)
     cursor: codec.JSONValue = None
+    large: dict[str, codec.JSONValue] = field(default_factory=dict)
+    """The JSON of the values shown by size, for :func:`load_value`."""
 
     def to_json(self) -> dict[str, Any]:
         """The shape the console's API answers with."""
@@ -60,46 +65,31 @@ class StepState:
 
 
 def load_state(store: Store, blobs: BlobStore, run_id: str, seq: int) -> StepState:
-    """Shared right after step ``seq`` of ``run_id``, offloaded values by size."""
+    """Shared right after step ``seq`` of ``run_id``, large values by size."""
     if seq < 0:
         raise InvalidRunState(f"run {run_id} has no checkpoint {seq}")
     checkpoints = store.load_checkpoints(run_id, seq)
     if not checkpoints or checkpoints[-1].seq != seq:
         raise InvalidRunState(f"run {run_id} has no checkpoint {seq}")
-    return _replay(SharedTracker(run_id, blobs), blobs, checkpoints, seq)
-
-
-def _replay(
-    tracker: SharedTracker, blobs: BlobStore, checkpoints: Iterable[Checkpoint], seq: int
-) -> StepState:
-    state = StepState(seq)
-    sizes: dict[str, int] = {}
-    last: Body | None = None
-    for checkpoint in checkpoints:
-        body = tracker.read(checkpoint.body)
-        if body.snapshot:
-            state.values.clear()
-        for key in body.deleted:
-            state.values.pop(key, None)
-        state.values.update(body.values)
-        for key, blob in body.blobs.items():
-            if blob not in sizes:
-                sizes[blob] = len(blobs.get(blob))
-            state.values[key] = Offloaded(blob, sizes[blob])
-        last = body
-    state.cursor = None if last is None else last.cursor
+    shared, body = SharedTracker(run_id, blobs).load(checkpoints)
+    state = StepState(seq, cursor=body.cursor)
+    for key, value in shared.items():
+        name = codec.encode_key(key)
+        text = codec.dumps(value, path=f"shared[{key!r}]")
+        tree: codec.JSONValue = json.loads(text)
+        if len(text) > INLINE_VALUE_LIMIT:
+            digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+            state.values[name] = Offloaded(digest, len(text.encode()))
+            state.large[name] = tree
+        else:
+            state.values[name] = tree
     return state
 
 
-def load_value(blobs: BlobStore, state: StepState, key: str) -> codec.JSONValue:
-    """The JSON of ``key`` at that step, fetched from the blob store if it was offloaded."""
-    if key not in state.values:
-        raise KeyError(key)
+def load_value(state: StepState, key: str) -> codec.JSONValue:
+    """The JSON of ``key`` at that step, a large one included; KeyError if none."""
     value = state.values[key]
-    if not isinstance(value, Offloaded):
-        return value
-    decoded: codec.JSONValue = json.loads(zlib.decompress(blobs.get(value.blob)))
-    return decoded
+    return state.large[key] if isinstance(value, Offloaded) else value
 
 
 def diff(before: StepState | None, after: StepState) -> dict[str, Any]:
@@ -107,8 +97,8 @@ def diff(before: StepState | None, after: StepState) -> dict[str, Any]:
 
     ``changes`` lists ``{"op": "added"|"removed"|"changed", "path": [...], "before",
     "after"}``; a path starts with the shared key and goes down into dicts (by key)
-    and lists (by index). Offloaded values compare by content (their blob key is a
-    hash of it) and show as ``{"offloaded": size}``. At most :data:`MAX_DIFF` are
+    and lists (by index). Large values compare by a hash of their JSON and show as
+    ``{"offloaded": size}``. At most :data:`MAX_DIFF` are
     listed; ``total`` counts them all.
     """
     old = {} if before is None else before.values
@@ -142,7 +132,9 @@ Change = tuple[str, list[Any], Any, Any]
 
 def _compare(path: list[Any], old: Any, new: Any) -> Iterable[Change]:
     if isinstance(old, Offloaded) or isinstance(new, Offloaded):
-        same = isinstance(old, Offloaded) and isinstance(new, Offloaded) and old.blob == new.blob
+        same = (
+            isinstance(old, Offloaded) and isinstance(new, Offloaded) and old.digest == new.digest
+        )
         if not same:
             yield ("changed", path, _shown(old), _shown(new))
         return

@@ -67,7 +67,7 @@ def test_runs_page_updates_live(stack: Stack, page: Any) -> None:
 
 
 def test_run_page_shows_graph_cursor_step_and_diff(stack: Stack, page: Any) -> None:
-    stack.start(REVIEW, {"topic": "cats"}, run_id="r1")
+    stack.start(REVIEW, {"topic": "cats", "big": "z" * 70_000}, run_id="r1")
     page.goto(stack.url + "runs/r1")
     page.wait_for_selector("svg .node.cursor")
     # the graph: nested flow as a group holding its node; the cursor on the paused node
@@ -83,10 +83,17 @@ def test_run_page_shows_graph_cursor_step_and_diff(stack: Stack, page: Any) -> N
     assert shared == {"topic": "cats", "draft": "About cats", "words": 2}
     diff = page.locator("#diff li").all_text_contents()
     assert any("added" in d and "draft" in d and "About cats" in d for d in diff)
+    # the large value: by size, loaded on demand
+    large = page.locator('.offloaded[data-key="big"]')
+    assert "68.4 KB of JSON" in large.text_content()
+    large.locator("button").click()
+    page.wait_for_selector('.offloaded[data-key="big"] pre:not([hidden])')
+    assert json.loads(large.locator("pre").text_content()) == "z" * 70_000
     # step 0: the initial state, nothing but the topic
     page.click('#timeline tbody tr[data-seq="0"]')
     page.wait_for_function("!document.getElementById('shared').textContent.includes('draft')")
     assert json.loads(page.locator("#shared").text_content()) == {"topic": "cats"}
+    assert page.locator('.offloaded[data-key="big"]').count() == 1
 
 
 def test_reply_to_a_paused_run_completes_it(stack: Stack, page: Any) -> None:

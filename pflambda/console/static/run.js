@@ -194,7 +194,7 @@
           message(err.message, "error");
         }
       });
-      box.append(el("div", { class: "offloaded", "data-key": key }, el("code", {}, key), " offloaded, " + bytes(info.size) + " stored ", button, out));
+      box.append(el("div", { class: "offloaded", "data-key": key }, el("code", {}, key), " — " + bytes(info.size) + " of JSON, kept in the blob store ", button, out));
     }
   }
 
@@ -246,7 +246,7 @@
     }
     const text = await confirmDialog(
       "Fork from step " + at + "?",
-      "A new run starts from this step's shared state. Edit it first if you like (offloaded values are kept as they are).",
+      "A new run starts from this step's shared state. Edit it first if you like (large values, not shown, are kept as they are).",
       JSON.stringify(shared, null, 2),
     );
     if (text === false) return;
