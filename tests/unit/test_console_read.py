@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -192,3 +193,21 @@ def test_a_running_run_whose_lease_lapsed_is_stalled(engine: Engine) -> None:
     legacy = replace(record, lease_owner=None, lease_until=None, updated_at=now)
     assert not is_stalled(legacy, None, now)
     assert is_stalled(legacy, None, now + STALL_AFTER)
+
+
+def test_run_detail_shows_fan_out_progress() -> None:
+    from pflambda.engine.fanout import run_chunk
+    from pflambda.queues.memory import MemoryQueue
+
+    queue = MemoryQueue(clock=FakeClock())
+    engine = Engine(MemoryStore(), MemoryBlobStore(), queue, clock=FakeClock())
+    outcome = engine.start("tests.flows.batch:squares", {"items": list(range(25))})
+    assert outcome.stopped == "fanout"
+    record = engine.store.get_run(outcome.run_id)
+    doc = run_detail(engine.store, engine.blobs, record, engine.clock.now())
+    assert doc["fanout"] == {"node": "Square", "chunks": 3, "done": 0, "items": 25}
+    first = queue.receive(1)[0]
+    run_chunk(engine, json.loads(first.body), first.receive_count)
+    doc = run_detail(engine.store, engine.blobs, record, engine.clock.now())
+    assert doc["fanout"]["done"] == 1
+    assert doc["cursor"][-1]["node"] == "Square"
