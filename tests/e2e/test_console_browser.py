@@ -108,6 +108,9 @@ def test_reply_to_a_paused_run_completes_it(stack: Stack, page: Any) -> None:
     wait_for_status(stack, "r2", RunStatus.COMPLETED)
     page.wait_for_selector("#status.completed")
     assert stack.engine.state("r2")[0]["published"] == "ABOUT DOGS"
+    # the reply is a step of its own in the timeline
+    page.wait_for_selector('#timeline tbody tr[data-seq="2"]')
+    assert page.locator('#timeline tbody tr[data-seq="2"] td').nth(1).text_content() == "(reply)"
 
 
 def test_a_refused_action_says_why(stack: Stack, page: Any) -> None:

@@ -144,7 +144,7 @@
         "tr",
         { "data-seq": step.seq, class: step.seq === selected ? "selected" : null },
         el("td", { class: "num" }, step.seq),
-        el("td", {}, step.node || "(start)"),
+        el("td", {}, step.node || (step.seq === 0 ? "(start)" : "(reply)")),
         el("td", {}, step.action === null ? "—" : step.action),
         el("td", { class: "num" }, step.duration_ms === null ? "—" : step.duration_ms.toFixed(1)),
         el("td", { class: "num" }, bytes(step.bytes) + (step.snapshot ? " ◆" : "")),
