@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pflambda.console.layout import layout
-from pflambda.console.snapshot import load_state
 from pflambda.engine.cursor import decode_cursor
 from pflambda.engine.flowref import load_flow
+from pflambda.engine.state import SharedTracker
 from pflambda.errors import PflambdaError
 from pflambda.graph import Graph, GraphError, describe, is_flow
 from pflambda.stores.base import (
@@ -259,9 +259,9 @@ def _cursor(
     """The cursor's frames (flow, next node) and a fanned-out node's progress."""
     if last is None:
         return [], None
-    try:
-        state = load_state(store, blobs, record.run_id, last.seq)
-        cursor = decode_cursor(state.cursor)
+    try:  # the newest body alone: no blobs fetched, no shared rebuilt
+        newest = store.load_checkpoints(record.run_id, last.seq)[-1]
+        cursor = decode_cursor(SharedTracker(record.run_id, blobs).read(newest.body).cursor)
     except (PflambdaError, ValueError, TypeError) as exc:
         log.warning("run %s: cannot read its cursor: %s", record.run_id, exc)
         return [], None

@@ -234,3 +234,16 @@ def test_resume_hands_a_stalled_run_to_the_worker_and_refuses_a_driven_one(
     assert "its lease is live" in doc["error"]
     assert engine.store.get_run("d").lease_owner == "worker-7"
     assert engine.queue.receive(10) == []
+
+
+def test_an_http_api_event_with_a_jwt_principal(engine: Engine) -> None:
+    from pflambda.console.handler import handler
+
+    engine.start(REVIEW, {"topic": "a"}, run_id="jwt-run", owner="user-42")
+    engine.start(REVIEW, {"topic": "b"}, run_id="other", owner="user-7")
+    event = load_event("apigw_http_get_card.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/console/api/runs"
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "user-42"}, "scopes": None}}
+    answer = handler(event, FakeContext())
+    assert answer["statusCode"] == 200
+    assert [r["run_id"] for r in json.loads(answer["body"])["runs"]] == ["jwt-run"]
