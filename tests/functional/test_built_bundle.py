@@ -225,8 +225,8 @@ def test_every_function_bundle_holds_its_code_and_nothing_else(built: Template) 
     for name, function in functions(built).items():
         build = BUILD / function["Properties"]["CodeUri"]
         present = {p.name for p in build.iterdir()}
-        assert {"pflambda", "handlers", "flows"} <= present, f"{name} lacks its code"
-        libraries = present - {"pflambda", "handlers", "flows"}
+        assert {"pflambda", "handlers"} <= present, f"{name} lacks its code"
+        libraries = present - {"pflambda", "handlers", "flows"}  # flows: if it runs any
         assert not libraries, f"{name} holds more than its code: {libraries}"
         module, _ = handler_ref(function["Properties"]["Handler"])
         assert (build / (module.replace(".", "/") + ".py")).is_file()
@@ -239,7 +239,13 @@ def test_an_agents_bundle_holds_its_own_flow_only_and_the_worker_every_flow(
 ) -> None:
     bundles = {n: BUILD / f["Properties"]["CodeUri"] for n, f in functions(built).items()}
     every_flow = ("WorkerFunction", "ConsoleFunction")  # they continue any agent's runs
-    agents = {n: b for n, b in bundles.items() if n not in every_flow}
+    agents = {  # the functions behind the API but those: one agent each
+        n: bundles[n]
+        for n, f in functions(built).items()
+        if n not in every_flow
+        and any(e["Type"] == "Api" for e in f["Properties"].get("Events", {}).values())
+    }
+    assert agents, "no agent functions"
     flows = {p.name for p in (ROOT / "flows").iterdir() if (p / "flow.py").is_file()}
     for name, build in agents.items():
         held = {p.name for p in (build / "flows").iterdir() if p.is_dir()}
