@@ -29,8 +29,10 @@ Read the comparison fairly: the servers do not store the same thing.
 - pflambda makes every task a durable run: a run record in DynamoDB (moto, over HTTP
   to the emulator in the same process) with a checkpoint after each node, the status
   and the artifacts, so the task survives a restart and the SQS worker can continue
-  it. Counted with this version: 6 DynamoDB requests per echo task (3 PutItem,
-  2 GetItem, 1 UpdateItem), about 14 per research task.
+  it. The script counts the AWS requests the server makes (botocore's
+  ``Endpoint.make_request``, by operation) and prints them per timed task.
+- ``pflambda echo (memory)``: the same server and echo agent on the memory store (no
+  emulator, no AWS requests): what pflambda's own code costs per request.
 - the sdk keeps each task in a Python dict in memory (``InMemoryTaskStore``): lost on
   restart, and not shared between processes.
 
@@ -515,10 +517,10 @@ FOOTER = """\
 What each server does per task (read the numbers with this in mind):
   pflambda   a durable run: a run record in DynamoDB (moto, over HTTP, in the server's
              process) with a checkpoint after every node, its status and artifacts;
-             it survives a restart and the SQS worker can continue it. echo: 1 node,
-             6 DynamoDB requests per task; research (decide -> search -> ... ->
-             answer, offline model): about 14.
-             Served by ThreadingHTTPServer (a thread per connection).
+             it survives a restart and the SQS worker can continue it (AWS requests
+             per task: measured above; a failed send counts what it made). The
+             (memory) row: the same server on the memory store, no emulator -- the
+             server's own cost. Served by ThreadingHTTPServer (a thread per connection).
   a2a-sdk    the task in a Python dict (InMemoryTaskStore): gone on restart, one
              process only. DefaultRequestHandler + JSON-RPC Starlette routes, uvicorn
              (asyncio, h11, no access log).
@@ -542,7 +544,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         done = len(result.latencies) or 1
         server = "-" if result.server_cpu is None else f"{result.server_cpu * 1000 / done:.1f}"
         client = f"{result.client_cpu * 1000 / done:.1f}"
-        where = "  (includes the embedded moto emulator)" if "pflambda" in result.server else ""
+        moto = "pflambda" in result.server and "memory" not in result.server
+        where = "  (includes the embedded moto emulator)" if moto else ""
         print(f"  {result.server:<18} {server:>6} | {client:>5}{where}")
     print()
     print("AWS requests per timed task, by operation (the SQS poller's ReceiveMessage aside)")
