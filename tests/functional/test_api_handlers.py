@@ -71,3 +71,26 @@ def test_garbage_events_get_a_clean_error(research: Any) -> None:
     response = research.handler({"hello": "world"}, FakeContext())
     assert response["statusCode"] in (400, 500)
     assert "Traceback" not in json.dumps(response)
+
+
+def test_http_json_routes_through_api_gateway(research: Any) -> None:
+    event = load_event("apigw_rest_post.json")
+    event["path"] = "/agents/research/message:send"
+    event["requestContext"]["path"] = "/prod/agents/research/message:send"
+    event["headers"] = {**event["headers"], "A2A-Version": "1.0"}
+    event["multiValueHeaders"] = None
+    message = {"messageId": "m-rest", "role": "ROLE_USER", "parts": [{"text": "What is A2A?"}]}
+    event["body"] = json.dumps({"message": message})
+    response = research.handler(event, FakeContext())
+    assert response["statusCode"] == 200
+    task = body_of(response)["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    get = load_event("apigw_rest_get_card.json")
+    get["path"] = f"/agents/research/tasks/{task['id']}"
+    get["requestContext"]["path"] = f"/prod/agents/research/tasks/{task['id']}"
+    get["requestContext"]["authorizer"] = load_event("apigw_rest_post.json")["requestContext"][
+        "authorizer"
+    ]
+    got = research.handler(get, FakeContext())
+    assert got["statusCode"] == 200, got
+    assert body_of(got)["id"] == task["id"]

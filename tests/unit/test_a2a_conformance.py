@@ -249,3 +249,19 @@ def test_stream_states_never_go_back(agent: Agent) -> None:
         ranks = [order.index(s["state"]) for s in states if s is not None]
         assert ranks == sorted(ranks), ranks
         assert ranks[-1] == 2
+
+
+# -- streaming errors, per version ----------------------------------------------------------
+
+
+def test_v03_stream_errors_are_an_sse_error_event(agent: Agent) -> None:
+    from tests.unit.test_a2a_dispatcher import sse
+
+    body = {"jsonrpc": "2.0", "id": "s1", "method": "message/stream", "params": {"message": {}}}
+    resp = agent.dispatcher.handle(request(body))
+    assert resp.status == 200
+    events = sse(resp)
+    assert events == [{"jsonrpc": "2.0", "id": "s1", "error": events[0]["error"]}]
+    assert events[0]["error"]["code"] == -32602
+    missing = {"jsonrpc": "2.0", "id": 2, "method": "tasks/resubscribe", "params": {"id": "nope"}}
+    assert sse(agent.dispatcher.handle(request(missing)))[0]["error"]["code"] == -32001
