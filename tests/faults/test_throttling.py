@@ -10,6 +10,7 @@ or the sweep -- with the clean run's final state.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,49 @@ def test_a_throttled_worker_reports_the_message_failed_and_keeps_the_run(aws: No
     assert stack.queue.receive(10) == []  # hidden for its backoff ...
     stack.clock.advance(2)
     assert len(stack.queue.receive(10)) == 1  # ... then back (2 s after a first failure)
+
+
+def test_a_throttled_hand_off_is_re_sent_by_the_sweep(aws: None) -> None:
+    from pflambda import limits
+    from pflambda.engine import lease
+    from pflambda.engine.sweeper import sweep
+
+    stack = Stack.make()
+    original = stack.queue.send
+
+    def throttled(bodies: Any, **kw: Any) -> None:
+        raise RetryableError("SQS SendMessageBatch: throttled")
+
+    stack.queue.send = throttled  # type: ignore[method-assign]
+    outcome = stack.engine.start(FLOW, dict(SHARED), run_id="r", context=FakeContext(5_000))
+    assert outcome.stopped == "retry"
+    record = stack.engine.store.get_run("r")
+    assert (record.status, record.lease_owner) == (RunStatus.RUNNING, lease.QUEUED)
+    stack.queue.send = original  # type: ignore[method-assign]
+    assert sweep(stack.engine).continued == []  # the queued lease has not lapsed yet
+    stack.clock.advance(limits.QUEUED_LEASE_SECONDS + 1)
+    assert sweep(stack.engine).continued == ["r"]
+    assert stack.settle("r").status == RunStatus.COMPLETED
+
+
+def test_the_scheduled_sweeper_handler_sends_continuations(aws: None) -> None:
+    from pflambda.aws.sweeper import Sweeper
+
+    stack = Stack.make()
+    stack.engine.start(FLOW, dict(SHARED), run_id="r", max_steps=1)  # then the CLI dies
+    stack.clock.advance(stack.engine.lease_seconds + 1)
+    event = {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-30T17:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/pflambda-sweep"],
+        "detail": {},
+    }
+    answer = Sweeper(stack.engine)(event, FakeContext(60_000))
+    assert answer == {"found": 1, "continued": ["r"], "failed": []}
+    assert Sweeper(stack.engine)(event, FakeContext(60_000))["found"] == 0  # taken
+    assert stack.settle("r").status == RunStatus.COMPLETED

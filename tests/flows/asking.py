@@ -26,18 +26,30 @@ def big_question() -> Flow:
 
 
 class AskTen(Node):
-    def prep(self, shared: dict[str, Any]) -> Any:
-        got = shared.setdefault("got", [])
-        if "reply" in shared:
-            got.append(len(str(shared.pop("reply"))))
-        if len(got) < 10:
-            raise InputRequired(f"answer {len(got) + 1} of 10?", key="reply")
-        return got
+    """Asks a question, records the answer's length, and asks again -- ten times."""
 
-    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
-        shared["answer"] = f"{len(prep_res)} answers, {sum(prep_res)} characters"
+    def prep(self, shared: dict[str, Any]) -> Any:
+        if "reply" not in shared:
+            raise InputRequired(f"answer {len(shared.get('got', [])) + 1} of 10?", key="reply")
+        return shared["reply"]
+
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> str:
+        got = shared.setdefault("got", [])
+        got.append(len(str(shared.pop("reply"))))
+        if len(got) < 10:
+            return "again"
+        shared["answer"] = f"{len(got)} answers, {sum(got)} characters"
+        return "done"
 
 
 def ten_questions() -> Flow:
     """One node that asks ten questions in a row."""
-    return Flow(start=AskTen())
+    ask = AskTen()
+    ask - "again" >> ask
+    ask - "done" >> Thanks()
+    return Flow(start=ask)
+
+
+class Thanks(Node):
+    def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
+        shared["thanked"] = True
