@@ -165,8 +165,9 @@ def main() -> None:
                 f"{r['resume_1000']:>10.2f}ms {ratio:>6.2f}"
             )
     print(
-        "\nrequests per step: one PutItem (the checkpoint) and one GetItem (the cancel check);"
-        "\nQuery and UpdateItem happen per run (start, resume, finish), not per step."
+        "\nrequests per step: one PutItem (the checkpoint); no read -- a cancel reaches the"
+        "\ndriver through its next conditional put. The start and the last step (with the"
+        "\ncompletion) are one TransactWriteItems each, per run, not per step."
         "\nitems read: checkpoints one resume reads at step 10 / step 1000 (one Query each)."
         "\nmoto's Query walks the whole partition in Python, so its resume@1000 time grows with"
         "\nhistory although the items read do not; DynamoDB reads only the items it returns."
