@@ -180,3 +180,21 @@ def test_user_data_is_never_rendered_as_html(stack: Stack, page: Any) -> None:
     # nothing ran, and no element came from the data
     assert page.evaluate("window.pwned") is None
     assert page.locator("main img, main script, svg img").count() == 0
+
+
+def test_the_pages_work_under_their_own_content_security_policy(stack: Stack, browser: Any) -> None:
+    stack.start(REVIEW, {"topic": "csp"}, run_id="c1")
+    context = browser.new_context()  # CSP enforced, as a user's browser does
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(stack.url)
+        page.wait_for_selector('tr[data-run="c1"]')
+        page.goto(stack.url + "runs/c1")
+        page.wait_for_selector("svg .node.cursor")
+        page.wait_for_selector("#diff li")
+    finally:
+        context.close()
+    assert errors == []
