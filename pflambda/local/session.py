@@ -55,11 +55,31 @@ class LocalSession:
             f'  pflambda send {first} "your question"',
             f"  curl -s {first} -H 'Content-Type: application/json' -d {data}",
         ]
-        if self.endpoint:
-            where = "the embedded emulator" if self.emulator else "that endpoint"
-            lines.append(f"Runs are stored in {where} at {self.endpoint}; SQS worker polling.")
+        lines += self._where_runs_live()
         lines.append("Ctrl-C stops.")
         return "\n".join(lines)
+
+    def _where_runs_live(self) -> list[str]:
+        """Where this session's runs are, and how the CLI gets at them."""
+        if not self.endpoint:
+            return []
+        if self.emulator is not None:
+            env = self.emulator.env()
+            where = (
+                f"Runs live in the embedded emulator at {self.endpoint}, in memory: "
+                "they end when this stops (start `pflambda emulator` and use "
+                "--endpoint-url to keep them)."
+            )
+        else:
+            env = {"AWS_ENDPOINT_URL": self.endpoint, "PFLAMBDA_STORE": "dynamodb"}
+            where = f"Runs live at {self.endpoint} (DynamoDB/S3/SQS there)."
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        return [
+            where + " SQS worker polling.",
+            "See them with `pflambda runs list` in a shell that has (without these, the",
+            "CLI uses its own embedded store in .pflambda/):",
+            f"  export {exports}",
+        ]
 
     def stop(self) -> None:
         """Stop the poller and the server, then the emulator (its data goes with it)."""

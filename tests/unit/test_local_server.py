@@ -396,6 +396,26 @@ def test_banner_says_where_the_agents_are_and_how_to_ask(agent: FakeAgent) -> No
     assert f"card {url}.well-known/agent-card.json" in banner
     assert f'pflambda send {url} "your question"' in banner
     assert f"curl -s {url} -H 'Content-Type: application/json' -d '{{\"jsonrpc\"" in banner
+    assert "Runs live at http://127.0.0.1:4566" in banner
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4566 PFLAMBDA_STORE=dynamodb" in banner
+    assert ".pflambda/" in banner
+
+
+def test_banner_says_runs_in_the_embedded_emulator_end_with_it(agent: FakeAgent) -> None:
+    from types import SimpleNamespace
+
+    from pflambda.local.session import LocalSession
+
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5999", "PFLAMBDA_STORE": "dynamodb"}
+    emulator = SimpleNamespace(env=lambda: env, stop=lambda: None)
+    local = LocalServer({"echo": agent}, port=free_port())
+    try:
+        session = LocalSession(local, {"echo": agent}, emulator, "http://127.0.0.1:5999")  # type: ignore[arg-type]
+        banner = session.banner()
+    finally:
+        local.stop()
+    assert "Runs live in the embedded emulator at http://127.0.0.1:5999, in memory" in banner
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:5999 PFLAMBDA_STORE=dynamodb" in banner
 
 
 # -- hostile browsers and the origin's own card ------------------------------------------
