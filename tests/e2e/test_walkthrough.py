@@ -5,6 +5,7 @@ See tests/e2e/walkthrough.py for the convention (and README.md, "The docs are te
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,21 @@ def test_a_skip_needs_a_reason(tmp_path: Path) -> None:
     doc.write_text("<!-- walkthrough: skip -->\n```console\nx\n```\n")
     with pytest.raises(ValueError, match="needs a reason"):
         blocks(doc)
+
+
+def test_background_processes_are_refused_and_nothing_outlives_a_command(
+    tmp_path: Path,
+) -> None:
+    session = Session(tmp_path, session_env(tmp_path, tmp_path / ".pflambda"))
+    for text in ("sleep 60 &", "(sleep 60 &)", "sleep 60 & # comment"):
+        with pytest.raises(ValueError, match="background process"):
+            session.run(Command(text, None))
+    spawn = "import subprocess; print(subprocess.Popen(['sleep', '60']).pid)"
+    code, output = session.run(Command(f'python3 -c "{spawn}"', None))
+    assert code == 0
+    child = Path(f"/proc/{output[0]}")
+    for _ in range(200):  # the group was killed; wait for the orphan to be reaped
+        if not child.exists() or "zombie" in (child / "status").read_text():
+            break
+        time.sleep(0.01)
+    assert not child.exists() or "zombie" in (child / "status").read_text()

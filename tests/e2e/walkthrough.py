@@ -15,14 +15,19 @@ The convention (README.md, "The docs are tested", says the same for writers):
   ``1b0c…`` (hex digits, then ``…``) matches a whole id and names it: later commands
   that write ``1b0c…`` get that id.
 - ``<!-- walkthrough: skip REASON -->`` right before a block: it cannot run here (it
-  needs AWS, or serves until stopped); the reason is required.
+  needs AWS, or serves until stopped); the reason is required. A command that starts a
+  background process (``cmd &``) is refused unless its block is skipped, and each
+  command runs in a process group of its own that is killed when it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,8 @@ _FENCE = re.compile(r"^```(\w*)\s*$")
 _SKIP = re.compile(r"^<!--\s*walkthrough:\s*skip\s*(.*?)\s*-->\s*$")
 _EXIT = re.compile(r"^\[exit (\d+)\]$")
 _ID = re.compile(r"\b([0-9a-f]{2,})…")
+_BACKGROUND = re.compile(r"&\s*(#.*)?$|&\s*\)", re.MULTILINE)
+"""A command that puts something in the background (``cmd &``), which a test must not."""
 _ENV_MARK = "@@walkthrough-env-5c1e@@"
 
 
@@ -163,22 +170,35 @@ class Session:
         """Run ``command`` (its shortened ids filled in); its exit code and output lines."""
         text = _ID.sub(lambda m: self.ids.get(m.group(0), m.group(0)), command.text)
         script = f"{text}\n__rc=$?\nprintf '%s' '{_ENV_MARK}'\npwd\nenv -0\nexit \"$__rc\"\n"
-        proc = subprocess.run(
-            ["bash", "-c", script],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=self.timeout,
-            check=False,
-        )
-        out, _, state = proc.stdout.partition(_ENV_MARK)
+        if _BACKGROUND.search(text):
+            raise ValueError(
+                f"line {command.line}: {text!r} starts a background process; "
+                "mark its block <!-- walkthrough: skip REASON -->"
+            )
+        with tempfile.TemporaryFile("w+") as sink:  # a pipe would wait for orphans
+            proc = subprocess.Popen(
+                ["bash", "-c", script],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: nothing outlives it
+            )
+            try:
+                proc.wait(timeout=self.timeout)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            sink.seek(0)
+            stdout = sink.read()
+        out, _, state = stdout.partition(_ENV_MARK)
         if state:
             where, _, env = state.partition("\n")
             self.cwd = Path(where)
             self.env = dict(item.split("=", 1) for item in env.split("\0") if "=" in item)
-        return proc.returncode, out.splitlines()
+        return int(proc.returncode), out.splitlines()
 
 
 def session_env(root: Path, home: Path) -> dict[str, str]:
