@@ -96,6 +96,8 @@ def test_a_session_carries_exports_and_directories(tmp_path: Path) -> None:
     session.run(Command("export GREETING=hi; cd sub", None))
     code, output = session.run(Command('echo "$GREETING $(basename $PWD)"', None))
     assert (code, output) == (0, ["hi sub"])
+    code, output = session.run(Command("echo ~", None))
+    assert output == [str(tmp_path / "home")]
 
 
 def test_a_skip_needs_a_reason(tmp_path: Path) -> None:

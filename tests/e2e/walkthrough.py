@@ -5,7 +5,8 @@ The convention (README.md, "The docs are tested", says the same for writers):
 - Every fenced block tagged ``console`` in README.md and docs/*.md runs, in order, one
   shell session per file: each command in a fresh ``bash`` process, in the repository,
   with ``export``/``source``/``cd`` carried to the next command as a terminal would. Runs
-  live in a temporary ``PFLAMBDA_DIR``, so nothing touches the project's ``.pflambda/``.
+  live in a temporary ``PFLAMBDA_DIR`` and ``HOME`` is a temporary directory, so nothing
+  touches the project's ``.pflambda/`` or the reader's home.
 - A block whose lines start with ``$ `` holds commands (``$ ...``) and, under each, the
   output it must print (stdout and stderr together). A block without ``$`` lines is only
   commands, one a line; their output is not compared. Commands must exit 0, unless the
@@ -202,10 +203,13 @@ class Session:
 
 
 def session_env(root: Path, home: Path) -> dict[str, str]:
-    """A clean environment for a new reader: the system PATH, runs in ``home``."""
-    keep = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+    """A clean environment for a new reader: the system PATH, runs in ``home``, and a
+    fresh ``HOME`` beside it, so nothing a doc does lands in the real one."""
+    keep = ("LANG", "LC_ALL", "TMPDIR", "USER")
     env = {name: os.environ[name] for name in keep if name in os.environ}
+    (home.parent / "home").mkdir(parents=True, exist_ok=True)
     env |= {
+        "HOME": str(home.parent / "home"),  # `~` in a doc is a temporary directory
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "PFLAMBDA_DIR": str(home),
         "PYTHONUNBUFFERED": "1",
