@@ -84,10 +84,14 @@ class Worker:
         """One message; raising marks it failed (SQS redelivers it)."""
         message = parse(record.body)
         count = int(record.attributes.approximate_receive_count or 1)
-        if message["kind"] == "fanout":
-            run_chunk(self.engine, message, count)
-            return
         delivery = Delivery(record.message_id, record.receipt_handle, count)
+        if message["kind"] == "fanout":
+            try:
+                run_chunk(self.engine, message, count)
+            except RetryableError:
+                self._back_off(delivery)
+                raise
+            return
         self.handle(message, lambda_context, delivery)
 
     def handle(

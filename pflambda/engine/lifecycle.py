@@ -11,8 +11,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pflambda.engine import lease, texts
+from pflambda.engine.checkpoints import applied
 from pflambda.engine.run import NO_REPLY, Live, RunOutcome, outcome
 from pflambda.errors import InputRequired, InvalidRunState, PflambdaError
+from pflambda.stores._item import check_size, run_item
 from pflambda.stores.base import RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -32,12 +34,17 @@ __all__ = [
 
 log = logging.getLogger("pflambda.engine")
 
+_ERROR_CHARS = 4_000
+"""A run's error keeps this many characters of the message (the log has all of it)."""
+
 
 def set_status(
     engine: Engine, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any
 ) -> RunRecord:
     """Move ``record`` to ``status`` if it is in one of ``expect``; tell the listeners."""
     fields = engine.status_fields(status)
+    # refused whole before the write, whatever the store (DynamoDB's rule, not moto's)
+    check_size(run_item(applied(record, {**fields, **changes})), f"run {record.run_id}")
     updated = engine.store.update_run(record.run_id, {**fields, **changes}, expect_status=expect)
     notify(engine, updated)
     return updated
@@ -125,6 +132,8 @@ def fail(engine: Engine, live: Live, node_id: str | None, exc: BaseException) ->
         else f"{where} raised {type(exc).__name__}: {exc}"
     )
     log.error("run %s failed: %s", live.record.run_id, message, exc_info=exc)
+    if len(message) > _ERROR_CHARS:  # the record stays bounded whatever a node raised
+        message = message[:_ERROR_CHARS] + f"... ({len(message)} characters)"
     try:
         live.record = set_status(
             engine, live.record, RunStatus.FAILED, expect={RunStatus.RUNNING}, error=message

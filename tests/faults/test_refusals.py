@@ -161,3 +161,12 @@ def test_a_refused_a2a_reply_leaves_the_task_waiting(aws: None) -> None:
 
 def test_errors_that_stop_a_reply_are_pflambda_errors() -> None:
     assert issubclass(SerializationError, PflambdaError)
+
+
+def test_a_huge_error_message_still_fails_the_run(aws: None) -> None:
+    stack = Stack.make()
+    outcome = stack.engine.start("tests.flows.asking:shouting", {})
+    assert outcome.status == RunStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.endswith("characters)")
+    assert len(outcome.error) < 5_000

@@ -53,3 +53,13 @@ def ten_questions() -> Flow:
 class Thanks(Node):
     def post(self, shared: dict[str, Any], prep_res: Any, exec_res: Any) -> None:
         shared["thanked"] = True
+
+
+class Shout(Node):
+    def exec(self, prep_res: Any) -> None:
+        raise ValueError("x" * 600_000)
+
+
+def shouting() -> Flow:
+    """One node that raises an error with a 600 KB message."""
+    return Flow(start=Shout())
