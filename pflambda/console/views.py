@@ -57,6 +57,9 @@ MAX_TIMELINE = 2000
 
 def agent_of(record: RunRecord) -> str | None:
     """The agent that started the run (A2A runs), ``None`` for runs started otherwise."""
+    named = getattr(record, "agent", None)  # the record's own field, where the store has one
+    if isinstance(named, str):
+        return named
     a2a = record.attrs.get("a2a")
     agent = a2a.get("agent") if isinstance(a2a, dict) else None
     return agent if isinstance(agent, str) else None
@@ -183,7 +186,9 @@ def list_page(
             row = summary(record, last, now)
             if want.keeps(row):
                 rows.append(row)
-        oldest = page.runs[-1].created_at if page.runs else None
+        # whether the index is ordered by creation or by update, every run after one last
+        # updated before ``since`` was also created before it
+        oldest = page.runs[-1].updated_at if page.runs else None
         if want.since is not None and oldest is not None and oldest < want.since:
             token = None
         if token is None or len(rows) >= limit:

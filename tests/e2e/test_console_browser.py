@@ -10,7 +10,7 @@ from typing import Any
 
 from pflambda.stores.base import RunStatus
 from tests.e2e.console_kit import Stack, browser, page, stack  # noqa: F401  (fixtures)
-from tests.flows.console import HOSTILE, HOSTILE_NAME
+from tests.flows.console import HOSTILE, HOSTILE_NAME, as_agent
 
 REVIEW = "tests.flows.console:review"
 
@@ -27,7 +27,7 @@ def wait_for_status(stack: Stack, run_id: str, status: RunStatus) -> None:
 
 
 def test_runs_page_lists_runs_and_filters_them(stack: Stack, page: Any) -> None:
-    stack.start(REVIEW, {"topic": "cats"}, run_id="paused-run", attrs={"a2a": {"agent": "writer"}})
+    stack.start(REVIEW, {"topic": "cats"}, run_id="paused-run", **as_agent("writer"))
     stack.start("tests.flows.sample:loop", {"limit": 2}, run_id="done-run")
     stack.start("tests.flows.sample:failing", {"limit": 1}, run_id="failed-run")
     page.goto(stack.url)
@@ -163,7 +163,7 @@ def test_user_data_is_never_rendered_as_html(stack: Stack, page: Any) -> None:
         {"topic": HOSTILE, "ask": HOSTILE, HOSTILE: HOSTILE},
         run_id="evil",
         owner=HOSTILE,
-        attrs={"a2a": {"agent": HOSTILE}},
+        **as_agent(HOSTILE),
     )
     page.goto(stack.url)
     page.wait_for_selector('tr[data-run="evil"]')

@@ -50,3 +50,16 @@ def hostile() -> Flow:
     draft = Draft(name=HOSTILE_NAME)
     draft >> Review()
     return Flow(start=draft)
+
+
+def as_agent(name: str) -> dict[str, Any]:
+    """``Engine.start`` keywords that make a run an agent's, as the A2A layer does: the
+    agent in ``attrs`` (and in the record's own ``agent`` field where the engine has one)."""
+    import inspect
+
+    from pflambda.engine.runner import Engine
+
+    kw: dict[str, Any] = {"attrs": {"a2a": {"agent": name}}}
+    if "agent" in inspect.signature(Engine.start_async).parameters:
+        kw["agent"] = name
+    return kw

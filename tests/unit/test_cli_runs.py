@@ -10,6 +10,7 @@ import pytest
 
 from pflambda.aws.config import Settings, reset_memory_ports
 from pflambda.cli import main
+from tests.flows.console import as_agent
 
 
 @pytest.fixture
@@ -25,9 +26,7 @@ def out_json(capsys: pytest.CaptureFixture[str]) -> Any:
 
 
 def test_runs_list_filters_and_json(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    engine.start(
-        "tests.flows.console:review", {"topic": "a"}, run_id="p", attrs={"a2a": {"agent": "w"}}
-    )
+    engine.start("tests.flows.console:review", {"topic": "a"}, run_id="p", **as_agent("w"))
     engine.start("tests.flows.sample:loop", {"limit": 1}, run_id="c")
     engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="s", max_steps=1)
     capsys.readouterr()
