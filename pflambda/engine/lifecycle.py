@@ -120,6 +120,10 @@ def pause(engine: Engine, live: Live, ask: InputRequired) -> RunOutcome:
     live.record = set_status(
         engine, live.record, RunStatus.PAUSED, expect={RunStatus.RUNNING}, **changes
     )
+    if live.record.cancel_requested:  # a cancel came while the node ran: honour it now
+        live.record = set_status(
+            engine, live.record, RunStatus.CANCELLED, expect={RunStatus.PAUSED}
+        )
     return outcome(live)
 
 

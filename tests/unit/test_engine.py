@@ -367,3 +367,17 @@ def test_fork_with_edited_state(engine: Engine) -> None:
         engine.fork("r", 2, new_run_id="g", update={"bad": object()})
     with pytest.raises(RunNotFound):
         engine.store.get_run("g")  # nothing was written
+
+
+def test_a_cancel_that_arrives_while_a_node_pauses_cancels_the_run(engine: Engine) -> None:
+    original = engine.store.update_run
+
+    def cancel_first(run_id: str, changes: Any, **kw: Any) -> Any:
+        if changes.get("status") == RunStatus.PAUSED:  # the cancel lands just before
+            engine.cancel(run_id)
+        return original(run_id, changes, **kw)
+
+    engine.store.update_run = cancel_first  # type: ignore[method-assign]
+    outcome = engine.start("tests.flows.sample:approval", {"limit": 1}, run_id="r")
+    engine.store.update_run = original  # type: ignore[method-assign]
+    assert outcome.status == RunStatus.CANCELLED
