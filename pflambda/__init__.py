@@ -28,6 +28,9 @@ _LAZY = {
     "Skill": "pflambda.a2a.card",
     "BearerAuth": "pflambda.a2a.auth",
     "Engine": "pflambda.engine.runner",
+    "register_type": "pflambda.engine.codec",
+    "allow_pickle": "pflambda.engine.codec",
+    "to_display_json": "pflambda.engine.codec",
 }
 
 
@@ -61,6 +64,9 @@ __all__ = [
     "RunContext",
     "Skill",
     "__version__",
+    "allow_pickle",
     "current_run",
     "maybe_current_run",
+    "register_type",
+    "to_display_json",
 ]

@@ -19,7 +19,7 @@ Errors are one line and a hint on stderr; ``--verbose`` adds tracebacks and requ
 
 Progress goes to stderr, one line per committed node; the last line on stdout of
 ``run``/``resume``/``fork`` is JSON: ``{"run_id", "status", "seq", "shared"}``, with
-shared in pflambda's tagged JSON.
+shared as readable JSON (``codec.to_display_json``: datetimes as text, sets as lists).
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def _report(outcome: Any) -> int:
         "run_id": outcome.run_id,
         "status": status,
         "seq": outcome.seq,
-        "shared": codec.encode(outcome.shared),
+        "shared": codec.to_display_json(outcome.shared),
     }
     print(json.dumps(doc, ensure_ascii=False))
     return EXIT.get(status, 1)

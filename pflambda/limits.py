@@ -24,9 +24,15 @@ SQS_MAX_BATCH = 10
 SNAPSHOT_EVERY = 100
 """A full snapshot of shared is written at least every this many steps (bounds resume reads)."""
 
-SNAPSHOT_DELTA_BYTES = 64 * 1024
-"""...or sooner, once the deltas since the last snapshot add up to this many bytes and to
-more than the snapshot itself would take: resuming reads at most about twice the state."""
+SNAPSHOT_READ_FACTOR = 4
+"""...or sooner, once the deltas since the last snapshot add up to more than this many
+times the snapshot (and to SNAPSHOT_DELTA_BYTES). The trade: a smaller factor reads less
+on resume, a larger one writes fewer snapshots per step (the amortised cost of snapshots
+is about 1/factor of the deltas' bytes)."""
+
+SNAPSHOT_DELTA_BYTES = 4 * 1024
+"""The deltas since a snapshot may always add up to this many bytes (a small state is
+not re-snapshotted every few steps)."""
 
 CHECKPOINT_ITEM_OVERHEAD = 200
 """Bytes a checkpoint costs beyond its body (keys, attributes), in the snapshot arithmetic."""

@@ -19,7 +19,6 @@ comes back as the task's artifact and the agent's reply. Override ``to_shared`` 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from pflambda import limits
 from pflambda.a2a.card import CardInfo, Skill
 from pflambda.a2a.model import Artifact, Message, Part
 from pflambda.engine.flowref import FlowSource, ref_of
+from pflambda.errors import PflambdaError
 
 if TYPE_CHECKING:
     from pflambda.a2a.auth import BearerAuth
@@ -263,8 +263,10 @@ def _auth_from_env() -> BearerAuth | None:
 
 
 def _jsonable(value: Any) -> Any:
+    """A value of shared as readable JSON for an artifact (never the codec's tags)."""
+    from pflambda.engine.codec import to_display_json
+
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        return to_display_json(value)
+    except PflambdaError:
         return {"value": repr(value)}
-    return value

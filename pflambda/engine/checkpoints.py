@@ -44,8 +44,9 @@ def checkpoint(
     *,
     node: str | None = None,
     action: str | None = None,
+    base: int | None = None,
 ) -> Checkpoint:
-    """The store item for step ``seq`` of ``record``."""
+    """The store item for step ``seq`` of ``record`` (``base``: its snapshot's step)."""
     return Checkpoint(
         run_id=record.run_id,
         seq=seq,
@@ -55,6 +56,7 @@ def checkpoint(
         node_id=node,
         action=action,
         expires_at=engine.expiry(),
+        base=base,
     )
 
 
@@ -77,15 +79,16 @@ def commit(
     a conditional put, or -- when the step also changes the run's record (``changes``;
     the last step completes the run) -- one atomic write of both.
     """
-    current = live.tracker.encode_shared(live.shared, node_id)
-    snap = live.tracker.want_snapshot()
-    encoded_result = codec.encode(result, path="result") if finished else None
-    body, refs = live.tracker.build(
-        current, encode_cursor(live.cursor), snapshot=snap, result=encoded_result
-    )
     seq = live.seq + 1
+    encoded_result = codec.encode(result, path="result") if finished else None
+    pending = live.tracker.prepare(
+        live.shared, encode_cursor(live.cursor), seq=seq, node_id=node_id, result=encoded_result
+    )
+    body, snap = pending.body, pending.snapshot
     label = action if action is None or isinstance(action, str) else repr(action)
-    step = checkpoint(engine, live.record, seq, body, snap, node=node_id, action=label)
+    step = checkpoint(
+        engine, live.record, seq, body, snap, node=node_id, action=label, base=pending.base
+    )
     step = replace(step, position=live.cursor.position)
     if timing is not None:
         step = replace(step, duration_ms=timing[0], retries=timing[1])
@@ -96,7 +99,7 @@ def commit(
     else:
         engine.store.commit_step(step, changes, expect_status=expect)
         live.record = applied(live.record, changes)
-    live.tracker.commit(current, refs, len(body), snap)
+    live.tracker.commit(pending)
     live.seq = seq
     return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)
 

@@ -38,6 +38,7 @@ from pflambda.engine.run import (
     outcome,
 )
 from pflambda.engine.state import SharedTracker
+from pflambda.engine.view import SharedView
 from pflambda.errors import InvalidRunState, RunExists
 from pflambda.graph import describe
 from pflambda.queues.base import Queue
@@ -145,18 +146,20 @@ class Engine:
             lease_owner=driver,
             lease_until=ends,
         )
-        live = new_live(self, record, graph, {} if shared is None else shared)
+        live = new_live(self, record, graph, SharedView({} if shared is None else shared))
         live.driver, live.context = driver, context
-        current = live.tracker.encode_shared(live.shared, None)
-        body, refs = live.tracker.build(current, encode_cursor(live.cursor), snapshot=True)
+        pending = live.tracker.prepare(
+            live.shared, encode_cursor(live.cursor), seq=0, snapshot=True
+        )
+        body = pending.body
         budget = Budget(context, max_steps, margin_ms, hand_off)
-        first = checkpoints.checkpoint(self, record, 0, body, True)
+        first = checkpoints.checkpoint(self, record, 0, body, True, base=0)
         start = live.cursor.position or graph.level("").start_id  # not entered yet
         try:
             self.store.start_run(record, replace(first, position=start))
         except RunExists:
             return await self._restart(record, body, budget, on_step)
-        live.tracker.commit(current, refs, len(body), True)
+        live.tracker.commit(pending)
         lifecycle.notify(self, record)
         if queued:
             assert self.queue is not None
@@ -338,9 +341,8 @@ class Engine:
             lease_until=now + self.lease_seconds,
         )
         tracker = SharedTracker(record.run_id, self.blobs)
-        current = tracker.encode_shared(shared, None)
-        data, _ = tracker.build(current, body.cursor, snapshot=True, result=body.result)
-        self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True))
+        data = tracker.prepare(shared, body.cursor, seq=0, snapshot=True, result=body.result).body
+        self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True, base=0))
         return record
 
     def state(self, run_id: str, at: int | None = None) -> tuple[dict[Any, Any], Cursor, int]:

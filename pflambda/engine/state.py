@@ -1,21 +1,25 @@
-"""Checkpoint bodies: what changed in shared since the last step, and how to rebuild it.
+"""Checkpoint bodies: what a step changed in shared, and how to rebuild shared on resume.
 
-A body is compact JSON (zlib-compressed past a couple of KB, marked by a leading
-``z``)::
+A body is compact JSON (zlib-compressed past a couple of KB, marked by a leading ``z``)::
 
-    {"v": 1, "snap": false, "cursor": <tagged JSON>, "set": {key: value, ...},
-     "blobs": {key: blob key, ...}, "del": [key, ...], "result": <tagged JSON>}
+    {"v": 2, "snap": false, "base": 40, "cursor": <tagged JSON>,
+     "ops": [[kind, path, payload], ...], "result": <tagged JSON>}
 
-``set`` holds the values that changed in this step (all of them in a snapshot),
-``blobs`` the changed values too large to keep inline -- they live in the blob store
-under a content-addressed key, written once -- and ``del`` the keys removed. Keys
-are :func:`~pflambda.engine.codec.encode_key` strings, values are codec JSON. A body
-still over :data:`~pflambda.limits.CHECKPOINT_BODY_BUDGET` once compressed goes to the
-blob store whole, and the item holds ``@`` and its key: one extra PUT, never a
-failed write.
+``ops`` are :mod:`~pflambda.engine.delta` operations at the granularity of the change
+(a key set inside a nested dict, items appended to a list, a key deleted); a snapshot
+(``snap``) is a list of top-level sets that rebuilds shared from nothing. ``base`` is
+the step of the snapshot a delta builds on, so a resume reads that snapshot and what
+follows, nothing older. A payload larger than
+:data:`~pflambda.limits.INLINE_VALUE_LIMIT` goes to the blob store under a
+content-addressed key, written once (kinds ``s@``/``a@``); in a snapshot, a large
+top-level list goes as segments of items, so a list that keeps growing re-uploads only
+its last segment. A body still over :data:`~pflambda.limits.CHECKPOINT_BODY_BUDGET`
+goes to the blob store whole and the item holds ``@`` and its key.
 
-Change detection compares each value's encoded text with what was committed, so a
-value mutated in place is seen as changed, and an unchanged value costs nothing.
+Only the keys a step touched are examined (:class:`~pflambda.engine.view.SharedView`);
+an untouched value costs nothing. Snapshots are taken when replaying the deltas since
+the last one would read more than a new snapshot (:func:`SharedTracker.wants_snapshot`).
+Format 1 bodies (whole top-level values) still load.
 """
 
 from __future__ import annotations
@@ -29,15 +33,19 @@ from typing import Any
 
 from pflambda import limits
 from pflambda.blobs.base import BlobStore
-from pflambda.engine import codec
+from pflambda.engine import codec, delta
+from pflambda.engine.view import SharedView, Touched
 from pflambda.errors import SerializationError
 from pflambda.stores.base import Checkpoint
 
-__all__ = ["Body", "SharedTracker", "read_body"]
+__all__ = ["Body", "Pending", "SharedTracker", "read_body"]
 
-FORMAT = 1
+FORMAT = 2
 COMPRESS_OVER = 2048
+SEGMENT_BYTES = limits.INLINE_VALUE_LIMIT // 2
+"""Target size of one blob segment of a large list in a snapshot."""
 _dump = codec.dump_json
+_MISSING: Any = object()
 
 
 @dataclass
@@ -46,28 +54,46 @@ class Body:
 
     snapshot: bool
     cursor: codec.JSONValue
-    values: dict[str, codec.JSONValue] = field(default_factory=dict)
-    blobs: dict[str, str] = field(default_factory=dict)
-    deleted: list[str] = field(default_factory=list)
+    ops: list[list[Any]] = field(default_factory=list)
+    base: int | None = None
     result: codec.JSONValue = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_body(data: bytes) -> Body:
-    """Parse a stored body (compressed or not)."""
+    """Parse a stored body (compressed or not; format 1 or 2)."""
     raw = zlib.decompress(data[1:]) if data[:1] == b"z" else data
     doc = json.loads(raw)
-    if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("v") not in (1, FORMAT):
         raise codec.DecodeError("checkpoint body has an unknown format")
+    if doc["v"] == 1:
+        ops = [["d", [k]] for k in doc.get("del", [])]
+        ops += [["s", [k], v] for k, v in doc.get("set", {}).items()]
+        ops += [["s@", [k], r] for k, r in doc.get("blobs", {}).items()]
+    else:
+        ops = doc.get("ops", [])
     return Body(
         snapshot=bool(doc["snap"]),
         cursor=doc["cursor"],
-        values=doc.get("set", {}),
-        blobs=doc.get("blobs", {}),
-        deleted=doc.get("del", []),
+        ops=ops,
+        base=doc.get("base"),
         result=doc.get("result"),
         extra=doc.get("extra", {}),
     )
+
+
+@dataclass
+class Pending:
+    """A checkpoint body built but not yet stored; :meth:`SharedTracker.commit` it once it is."""
+
+    body: bytes
+    snapshot: bool
+    base: int
+    """The step of the snapshot this body builds on (its own step for a snapshot)."""
+    shadows: dict[str, Any]
+    deleted: list[str]
+    cached: dict[str, list[str]]
+    written: set[str]
 
 
 class SharedTracker:
@@ -76,85 +102,179 @@ class SharedTracker:
     def __init__(self, run_id: str, blobs: BlobStore) -> None:
         self.run_id = run_id
         self.blob_store = blobs
-        self.committed: dict[str, str] = {}
-        """Encoded key -> encoded value text, as of the last checkpoint."""
-        self.refs: dict[str, str] = {}
-        """Encoded key -> blob key, for committed values that live in the blob store."""
+        self.shadows: dict[str, Any] = {}
+        """Encoded key -> shadow of the committed value (see :mod:`delta`)."""
+        self.cached: dict[str, list[str]] = {}
+        """Encoded key -> its snapshot ops (JSON text), while the value is unchanged."""
+        self.written: set[str] = set()
+        """Blob keys known to be stored (content-addressed: never written twice)."""
+        self.base = 0
         self.delta_bytes = 0
-        self.steps_since_snapshot = 0
-        self.state_bytes = 0
-        """What a snapshot of the committed state would take inline (blobs as refs)."""
+        self.deltas = 0
+        self.snapshot_bytes = 0
 
     # -- writing --------------------------------------------------------------------
 
-    def encode_shared(self, shared: dict[Any, Any], node_id: str | None) -> dict[str, str]:
-        """Every key of shared, encoded; a clear error naming key, node and type."""
-        current: dict[str, str] = {}
-        try:
-            for key, value in shared.items():
-                current[codec.encode_key(key)] = codec.dumps(value, path=f"shared[{key!r}]")
-        except SerializationError as exc:
-            raise exc.with_node(node_id) if node_id else exc from None
-        return current
-
-    def want_snapshot(self) -> bool:
-        """Whether the next checkpoint should hold all of shared."""
-        if self.steps_since_snapshot + 1 >= limits.SNAPSHOT_EVERY:
-            return True
-        return self.delta_bytes >= max(self.state_bytes, limits.SNAPSHOT_DELTA_BYTES)
-
-    def build(
+    def prepare(
         self,
-        current: dict[str, str],
+        shared: dict[Any, Any],
         cursor: codec.JSONValue,
         *,
-        snapshot: bool,
+        seq: int,
+        node_id: str | None = None,
+        snapshot: bool | None = None,
         result: codec.JSONValue = None,
         extra: dict[str, Any] | None = None,
-    ) -> tuple[bytes, dict[str, str]]:
-        """The body for a checkpoint of ``current``, and the blob refs it leaves behind."""
-        if snapshot:
-            changed = dict(current)
-            deleted: list[str] = []
+    ) -> Pending:
+        """The body of checkpoint ``seq``: a delta of what changed, or a snapshot."""
+        try:
+            ops, shadows, deleted = self._changes(shared)
+            pending = Pending(b"", False, self.base, shadows, deleted, {}, set())
+            head = {"v": FORMAT, "snap": False, "base": self.base, "cursor": cursor}
+            texts = [self._op_text(op, pending) for op in ops]
+            data = self._body(head, texts, result, extra, pending)
+            if snapshot is None:
+                snapshot = self.wants_snapshot(len(data))
+            if snapshot:
+                pending.base, pending.snapshot = seq, True
+                head = {"v": FORMAT, "snap": True, "base": seq, "cursor": cursor}
+                texts = self._snapshot_ops(shared, pending)
+                data = self._body(head, texts, result, extra, pending)
+        except SerializationError as exc:
+            raise exc.with_node(node_id) if node_id else exc from None
+        pending.body = data
+        return pending
+
+    def wants_snapshot(self, delta_size: int) -> bool:
+        """Whether replaying the deltas since the last snapshot, this one included, would
+        read more than a new snapshot would (or they are too many)."""
+        if self.deltas + 1 >= limits.SNAPSHOT_EVERY:
+            return True
+        replay = self.delta_bytes + delta_size + limits.CHECKPOINT_ITEM_OVERHEAD
+        snapshot = self.snapshot_bytes + limits.CHECKPOINT_ITEM_OVERHEAD
+        budget = limits.SNAPSHOT_READ_FACTOR * snapshot
+        return replay > max(budget, limits.SNAPSHOT_DELTA_BYTES)
+
+    def commit(self, pending: Pending) -> None:
+        """Record that ``pending`` is now stored."""
+        for key in pending.deleted:
+            self.shadows.pop(key, None)
+            self.cached.pop(key, None)
+        for key, shadow in pending.shadows.items():
+            self.shadows[key] = shadow
+            self.cached.pop(key, None)
+        self.cached.update(pending.cached)
+        self.written |= pending.written
+        size = len(pending.body) + limits.CHECKPOINT_ITEM_OVERHEAD
+        if pending.snapshot:
+            self.base, self.deltas, self.delta_bytes = pending.base, 0, 0
+            self.snapshot_bytes = len(pending.body)
         else:
-            changed = {k: t for k, t in current.items() if self.committed.get(k) != t}
-            deleted = [k for k in self.committed if k not in current]
-        refs = {k: r for k, r in self.refs.items() if k in current and k not in changed}
-        inline, body_refs = self._place(changed, snapshot)
-        refs.update(body_refs)
-        head = {"v": FORMAT, "snap": snapshot, "cursor": cursor}
-        tail: dict[str, Any] = {"blobs": body_refs, "del": deleted}
+            self.deltas += 1
+            self.delta_bytes += size
+
+    def _changes(self, shared: dict[Any, Any]) -> tuple[list[delta.Op], dict[str, Any], list[str]]:
+        """What changed since the last commit, among the keys the step touched."""
+        if isinstance(shared, SharedView):
+            touched = shared.take_touched()
+        else:
+            touched = Touched()
+            touched.everything = True
+        if touched.everything:
+            candidates = list(dict.__iter__(shared))
+            present = {codec.encode_key(k) for k in candidates}
+            deleted = [k for k in self.shadows if k not in present]
+        else:
+            candidates = [k for k in touched.keys if k in shared]
+            gone = [codec.encode_key(k) for k in touched.keys if k not in shared]
+            deleted = [k for k in gone if k in self.shadows]
+        ops: list[delta.Op] = [("d", [k], "") for k in deleted]
+        shadows: dict[str, Any] = {}
+        fresh: list[Any] = []
+        for raw in candidates:
+            key = codec.encode_key(raw)
+            old = self.shadows.get(key, _MISSING)
+            if old is _MISSING or raw in touched.removed:
+                fresh.append(raw)  # new, or deleted and set again: goes to the end, in order
+                continue
+            found: list[delta.Op] = []
+            shadow = delta.diff(old, shared[raw], [key], found)
+            if found:
+                ops += found
+                shadows[key] = shadow
+        if len(fresh) > 1:
+            wanted = set(fresh)
+            fresh = [k for k in dict.__iter__(shared) if k in wanted]
+        for raw in fresh:
+            key = codec.encode_key(raw)
+            if key in self.shadows:
+                ops.append(("d", [key], ""))
+            shadows[key] = delta.replace(dict.__getitem__(shared, raw), [key], ops)
+        return ops, shadows, deleted
+
+    def _snapshot_ops(self, shared: dict[Any, Any], pending: Pending) -> list[str]:
+        """Ops that rebuild all of shared; unchanged values reuse their cached ops."""
+        texts: list[str] = []
+        for raw in dict.__iter__(shared):
+            key = codec.encode_key(raw)
+            ops = self.cached.get(key) if key not in pending.shadows else None
+            if ops is None:
+                value = dict.__getitem__(shared, raw)
+                text = _dump(codec.encode(value, delta.where([key])))
+                ops = self._place(key, text, pending)
+                pending.cached[key] = ops
+            texts += ops
+        return texts
+
+    def _place(self, key: str, text: str, pending: Pending) -> list[str]:
+        """Snapshot ops for one top-level value: inline, one blob, or list segments."""
+        path = _dump([key])
+        if len(text) <= limits.INLINE_VALUE_LIMIT:
+            return [f'["s",{path},{text}]']
+        if not text.startswith("["):
+            return [f'["s@",{path},{_dump(self._offload(text, pending))}]']
+        ops = [f'["s",{path},[]]']
+        for segment in _segments(json.loads(text)):
+            ops.append(f'["a@",{path},{_dump(self._offload(segment, pending))}]')
+        return ops
+
+    def _op_text(self, op: delta.Op, pending: Pending) -> str:
+        kind, path, payload = op
+        if kind == "d":
+            return f'["d",{_dump(path)}]'
+        if len(payload) > limits.INLINE_VALUE_LIMIT:
+            kind, payload = kind + "@", _dump(self._offload(payload, pending))
+        return f'["{kind}",{_dump(path)},{payload}]'
+
+    def _body(
+        self,
+        head: dict[str, Any],
+        ops: list[str],
+        result: codec.JSONValue,
+        extra: dict[str, Any] | None,
+        pending: Pending,
+    ) -> bytes:
+        tail: dict[str, Any] = {}
         if result is not None:
             tail["result"] = result
         if extra:
             tail["extra"] = extra
-        text = _dump(head)[:-1] + ',"set":{' + _join(inline) + "}," + _dump(tail)[1:]
+        text = _dump(head)[:-1] + ',"ops":[' + ",".join(ops) + "]"
+        text += ("," + _dump(tail)[1:]) if tail else "}"
         data = _utf8(text, "shared")
         if len(data) > COMPRESS_OVER:
             data = b"z" + zlib.compress(data, 6)
         if len(data) > limits.CHECKPOINT_BODY_BUDGET:
-            data = b"@" + self._offload(data, compressed=data[:1] == b"z").encode()
-        return data, refs
+            data = b"@" + self._offload(data, pending, compressed=data[:1] == b"z").encode()
+        return data
 
-    def _place(
-        self, changed: dict[str, str], snapshot: bool
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Split changed values into inline text and blob refs (values over the inline limit)."""
-        inline: dict[str, str] = {}
-        refs: dict[str, str] = {}
-        for key, text in changed.items():
-            if snapshot and self.refs.get(key) and self.committed.get(key) == text:
-                refs[key] = self.refs[key]
-            elif len(text) > limits.INLINE_VALUE_LIMIT:
-                refs[key] = self._offload(_utf8(text, f"shared[{key!r}]"))
-            else:
-                inline[key] = text
-        return inline, refs
-
-    def _offload(self, data: bytes, compressed: bool = False) -> str:
-        """Put ``data`` in the blob store under its content hash (idempotent); its key."""
-        key = f"runs/{self.run_id}/{hashlib.sha256(data).hexdigest()[:40]}"
-        self.blob_store.put(key, data if compressed else zlib.compress(data, 1))
+    def _offload(self, data: str | bytes, pending: Pending, compressed: bool = False) -> str:
+        """Put ``data`` in the blob store under its content hash, once; its key."""
+        raw = _utf8(data, "shared") if isinstance(data, str) else data
+        key = f"runs/{self.run_id}/{hashlib.sha256(raw).hexdigest()[:40]}"
+        if key not in self.written and key not in pending.written:
+            self.blob_store.put(key, raw if compressed else zlib.compress(raw, 1))
+            pending.written.add(key)
         return key
 
     def read(self, data: bytes) -> Body:
@@ -163,56 +283,79 @@ class SharedTracker:
             data = self.blob_store.get(data[1:].decode())
         return read_body(data)
 
-    def commit(
-        self, current: dict[str, str], refs: dict[str, str], body_size: int, snap: bool
-    ) -> None:
-        """Record that the checkpoint built from ``current`` is now stored."""
-        self.committed, self.refs = current, refs
-        self.state_bytes = _inline_size(current, refs)
-        if snap:
-            self.delta_bytes, self.steps_since_snapshot = 0, 0
-        else:
-            self.delta_bytes += body_size + limits.CHECKPOINT_ITEM_OVERHEAD
-            self.steps_since_snapshot += 1
-
     # -- reading --------------------------------------------------------------------
 
-    def load(self, checkpoints: Iterable[Checkpoint]) -> tuple[dict[Any, Any], Body]:
+    def load(self, checkpoints: Iterable[Checkpoint]) -> tuple[SharedView, Body]:
         """Rebuild shared from a snapshot and the deltas after it; the last body too."""
-        values: dict[str, codec.JSONValue | _BlobRef] = {}
+        values: dict[str, Any] = {}
+        origins: dict[str, list[str]] = {}
         last: Body | None = None
         for ckpt in checkpoints:
             body = self.read(ckpt.body)
             if body.snapshot:
                 values.clear()
-                self.delta_bytes, self.steps_since_snapshot = 0, 0
+                origins.clear()
+                self.base, self.deltas, self.delta_bytes = ckpt.seq, 0, 0
+                self.snapshot_bytes = len(ckpt.body)
             else:
+                self.deltas += 1
                 self.delta_bytes += len(ckpt.body) + limits.CHECKPOINT_ITEM_OVERHEAD
-                self.steps_since_snapshot += 1
-            for key in body.deleted:
-                values.pop(key, None)
-            values.update(body.values)
-            values.update({k: _BlobRef(r) for k, r in body.blobs.items()})
+            for op in body.ops:
+                self._replay(values, origins, op)
             last = body
         if last is None:
             raise codec.DecodeError("no checkpoints to load")
-        shared: dict[Any, Any] = {}
-        self.committed, self.refs = {}, {}
-        for key, value in values.items():
-            if isinstance(value, _BlobRef):
-                self.refs[key] = value.key
-                text = zlib.decompress(self.blob_store.get(value.key)).decode()
-            else:
-                text = _dump(value)
-            self.committed[key] = text
-            shared[codec.decode_key(key)] = codec.loads(text)
-        self.state_bytes = _inline_size(self.committed, self.refs)
+        shared = SharedView()
+        self.shadows = {}
+        for key, tree in values.items():
+            value = codec.decode(tree)
+            dict.__setitem__(shared, codec.decode_key(key), value)
+            self.shadows[key] = delta.shadow_of(value, tree)
+        shared.take_touched()
+        self.cached = {k: ops for k, ops in origins.items() if k in values}
         return shared, last
 
+    def _replay(self, values: dict[str, Any], origins: dict[str, list[str]], op: list[Any]) -> None:
+        """Apply one stored op, fetching blob payloads; remember blob-only origins."""
+        if not isinstance(op, list) or len(op) < 2 or not isinstance(op[1], list) or not op[1]:
+            raise codec.DecodeError(f"malformed checkpoint op {op!r}")
+        kind, path = op[0], op[1]
+        payload = op[2] if len(op) > 2 else None
+        top = path[0]
+        if isinstance(kind, str) and kind.endswith("@"):
+            if not isinstance(payload, str):
+                raise codec.DecodeError(f"malformed checkpoint op {op!r}")
+            self.written.add(payload)
+            text = zlib.decompress(self.blob_store.get(payload)).decode()
+            if len(path) == 1 and (kind == "s@" or (kind == "a@" and top in origins)):
+                entry = f'["{kind}",{_dump(path)},{_dump(payload)}]'
+                origins[top] = [entry] if kind == "s@" else [*origins[top], entry]
+            else:
+                origins.pop(top, None)
+            kind, payload = kind[:-1], json.loads(text)
+        elif len(path) == 1 and kind == "s" and payload == []:
+            origins[top] = [f'["s",{_dump(path)},[]]']
+        else:
+            origins.pop(top, None)
+        delta.apply(values, kind, path, payload)
 
-@dataclass(frozen=True)
-class _BlobRef:
-    key: str
+
+def _segments(items: list[Any]) -> list[str]:
+    """A long list's items as JSON lists of about SEGMENT_BYTES each, cut at sizes only
+    (so the segments of an append-only list stay the same as it grows)."""
+    out: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for item in items:
+        text = _dump(item)
+        chunk.append(text)
+        size += len(text) + 1
+        if size >= SEGMENT_BYTES:
+            out.append("[" + ",".join(chunk) + "]")
+            chunk, size = [], 0
+    if chunk:
+        out.append("[" + ",".join(chunk) + "]")
+    return out
 
 
 def _utf8(text: str, path: str) -> bytes:
@@ -221,12 +364,3 @@ def _utf8(text: str, path: str) -> bytes:
     except UnicodeEncodeError:
         reason = "a string holds a lone surrogate, which UTF-8 cannot store"
         raise SerializationError(path, "str", reason) from None
-
-
-def _inline_size(current: dict[str, str], refs: dict[str, str]) -> int:
-    """Bytes a snapshot of ``current`` would hold inline (blob refs count as the ref)."""
-    return sum(len(k) + (len(refs[k]) if k in refs else len(t)) + 4 for k, t in current.items())
-
-
-def _join(inline: dict[str, str]) -> str:
-    return ",".join(f"{_dump(k)}:{t}" for k, t in inline.items())

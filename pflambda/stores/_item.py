@@ -232,6 +232,8 @@ def checkpoint_item(checkpoint: Checkpoint) -> Item:
         item["retries"] = {"N": str(int(checkpoint.retries))}
     if checkpoint.position is not None:
         item["position"] = {"S": checkpoint.position}
+    if checkpoint.base is not None:
+        item["base"] = {"N": str(checkpoint.base)}
     return item
 
 
@@ -249,6 +251,7 @@ def checkpoint_from_item(run_id: str, item: Mapping[str, Any]) -> Checkpoint:
         duration_ms=float(item["ms"]["N"]) if "ms" in item else None,
         retries=int(item["retries"]["N"]) if "retries" in item else 0,
         position=item["position"]["S"] if "position" in item else None,
+        base=int(item["base"]["N"]) if "base" in item else None,
     )
 
 

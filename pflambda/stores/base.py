@@ -157,6 +157,9 @@ class Checkpoint:
     """Attempts beyond the first that the node's ``exec`` needed."""
     position: str | None = None
     """The node the run goes to next (the cursor's innermost node), ``None`` once done."""
+    base: int | None = None
+    """The step of the snapshot this checkpoint builds on (its own step for a snapshot),
+    so a load can read from there and nothing older. ``None``: not recorded."""
 
 
 @dataclass(frozen=True)

@@ -476,25 +476,50 @@ class DynamoDBStore:
         return [run_from_item(item) for item in found[:limit]]
 
     def load_checkpoints(self, run_id: str, at: int | None = None) -> list[Checkpoint]:
-        """One Query, newest first, that stops at the first snapshot; oldest first out."""
+        """The newest checkpoint up to ``at`` (a one-item Query, newest first), then the
+        steps from the snapshot it names (``base``) to just before it, in one more Query:
+        only the items returned are read, however long the history.
+
+        Checkpoints written without ``base`` are found by paging back to a snapshot.
+        """
         if at is not None and at < 0:
             return []
-        values = {":pk": {_S: run_pk(run_id)}, ":lo": {_S: CKPT_PREFIX}}
-        if at is None:
-            condition = "pk = :pk AND begins_with(sk, :lo)"
-        else:
-            condition = "pk = :pk AND sk BETWEEN :lo AND :hi"
-            values |= {":lo": {_S: checkpoint_sk(0)}, ":hi": {_S: checkpoint_sk(at)}}
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": False,
-            "ConsistentRead": True,
-            "Limit": _LOAD_PAGE,
-        }
-        newest_first: list[Checkpoint] = []
-        for items in self._pages(request, f"load checkpoints of run {run_id}"):
+        top = checkpoint_sk(at) if at is not None else f"{CKPT_PREFIX}{'9' * 12}"
+        what = f"load checkpoints of run {run_id}"
+        found = self._newest(run_id, top, what)
+        if found and is_marker(found):  # a cancel's marker on top of the last checkpoint
+            found = self._newest(run_id, checkpoint_sk(int(found["seq"]["N"]) - 1), what)
+        if not found:
+            return []
+        newest = checkpoint_from_item(run_id, found)
+        if newest.snapshot or newest.seq == 0:
+            return [newest]
+        if newest.base is not None and 0 <= newest.base < newest.seq:
+            lo, hi = checkpoint_sk(newest.base), checkpoint_sk(newest.seq - 1)
+            request = self._range(run_id, lo, hi, newest_first=False)
+            pages = self._pages(request, what)
+            older = [checkpoint_from_item(run_id, i) for p in pages for i in p if not is_marker(i)]
+            if older and older[0].seq == newest.base and older[0].snapshot:
+                return [*older, newest]
+        return self._load_back_to_snapshot(run_id, newest, what)
+
+    def _newest(self, run_id: str, top: str, what: str) -> dict[str, Any] | None:
+        """The item with the highest step key up to ``top`` (one item read)."""
+        request = self._range(run_id, checkpoint_sk(0), top, newest_first=True)
+        request["Limit"] = 1
+        items = next(self._pages(request, what))
+        return items[0] if items else None
+
+    def _load_back_to_snapshot(
+        self, run_id: str, newest: Checkpoint, what: str
+    ) -> list[Checkpoint]:
+        """Page back from ``newest`` until a snapshot (checkpoints without ``base``)."""
+        request = self._range(
+            run_id, checkpoint_sk(0), checkpoint_sk(newest.seq - 1), newest_first=True
+        )
+        request["Limit"] = _LOAD_PAGE
+        newest_first = [newest]
+        for items in self._pages(request, what):
             for item in items:
                 if is_marker(item):
                     continue
@@ -502,6 +527,20 @@ class DynamoDBStore:
                 if newest_first[-1].snapshot:
                     return newest_first[::-1]
         return newest_first[::-1]
+
+    def _range(self, run_id: str, lo: str, hi: str, *, newest_first: bool) -> dict[str, Any]:
+        """A strongly consistent Query of one run's checkpoints with sort keys in [lo, hi]."""
+        return {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {_S: run_pk(run_id)},
+                ":lo": {_S: lo},
+                ":hi": {_S: hi},
+            },
+            "ScanIndexForward": not newest_first,
+            "ConsistentRead": True,
+        }
 
     def list_checkpoints(self, run_id: str, after: int = -1) -> Iterator[CheckpointInfo]:
         """Every checkpoint with ``seq > after``, oldest first; bodies are not read."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -455,21 +456,53 @@ def test_listed_runs_are_copies(store: Store) -> None:
 # -- DynamoDB only: the access patterns ------------------------------------------------------
 
 
-def test_load_is_one_query_however_long_the_history(dynamo: DynamoKit) -> None:
-    write_steps(dynamo.store, 200, {0, 50, 100, 150})
-    queries = count_calls(dynamo.client, "dynamodb.Query")
+def items_read(aws_client: Any) -> list[int]:
+    """Items each Query of ``aws_client`` read (ScannedCount: what DynamoDB charges for)."""
+    counts: list[int] = []
+
+    def hook(parsed: Any, **_: Any) -> None:
+        counts.append(parsed.get("ScannedCount", 0))
+
+    aws_client.meta.events.register("after-call.dynamodb.Query", hook)
+    return counts
+
+
+def with_bases(count: int, snapshots: set[int]) -> list[Checkpoint]:
+    """Checkpoints 0..count-1 that name their base snapshot, as the engine writes them."""
+    out, base = [], 0
+    for seq in range(count):
+        base = seq if seq in snapshots else base
+        out.append(dataclasses.replace(ckpt(seq, seq in snapshots), base=base))
+    return out
+
+
+def test_checkpoints_keep_their_base(store: Store) -> None:
+    for checkpoint in with_bases(4, {0, 2}):
+        store.put_checkpoint(checkpoint)
+    assert [c.base for c in store.load_checkpoints("r1")] == [2, 2]
+    assert store.load_checkpoints("r1", at=1) == with_bases(2, {0})
+
+
+def test_load_reads_only_what_it_returns(dynamo: DynamoKit) -> None:
+    for checkpoint in with_bases(200, {0, 50, 100, 150}):
+        dynamo.store.put_checkpoint(checkpoint)
+    read = items_read(dynamo.client)
     assert [c.seq for c in dynamo.store.load_checkpoints("r1")] == list(range(150, 200))
-    assert queries["Query"] == 1
+    assert read == [1, 49]  # the newest step, then its base snapshot up to the step before
+    read.clear()
     assert [c.seq for c in dynamo.store.load_checkpoints("r1", at=120)] == list(range(100, 121))
-    assert queries["Query"] == 2
+    assert read == [1, 20]
+    read.clear()
+    assert [c.seq for c in dynamo.store.load_checkpoints("r1", at=150)] == [150]
+    assert read == [1]
 
 
-def test_load_pages_on_until_it_finds_a_snapshot(dynamo: DynamoKit) -> None:
-    page = SNAPSHOT_EVERY + 1  # what one Query reads when loading
-    write_steps(dynamo.store, 2 * page + 5, {0})  # a run written with no later snapshot
+def test_load_without_bases_pages_back_to_a_snapshot(dynamo: DynamoKit) -> None:
+    page = SNAPSHOT_EVERY + 1  # what one Query reads when paging back
+    write_steps(dynamo.store, 2 * page + 5, {0})  # checkpoints written before ``base``
     queries = count_calls(dynamo.client, "dynamodb.Query")
     assert [c.seq for c in dynamo.store.load_checkpoints("r1")] == list(range(2 * page + 5))
-    assert queries["Query"] == 3
+    assert queries["Query"] == 4  # the newest, then three pages back
 
 
 def test_nothing_scans(dynamo: DynamoKit) -> None:
