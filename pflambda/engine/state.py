@@ -130,15 +130,16 @@ class SharedTracker:
         try:
             ops, shadows, deleted = self._changes(shared)
             pending = Pending(b"", False, self.base, shadows, deleted, {}, set())
-            head = {"v": FORMAT, "snap": False, "base": self.base, "cursor": cursor}
-            texts = [self._op_text(op, pending) for op in ops]
-            data = self._body(head, texts, result, extra, pending)
-            if snapshot is None:
-                snapshot = self.wants_snapshot(len(data))
+            if snapshot is not True:
+                head = {"v": FORMAT, "snap": False, "base": self.base, "cursor": cursor}
+                texts = [self._op_text(op, pending) for op in ops]
+                data = self._body(head, texts, result, extra, pending)
+                snapshot = self.wants_snapshot(len(data)) if snapshot is None else snapshot
             if snapshot:
+                whole = {op[1][0]: op[2] for op in ops if op[0] == "s" and len(op[1]) == 1}
                 pending.base, pending.snapshot = seq, True
                 head = {"v": FORMAT, "snap": True, "base": seq, "cursor": cursor}
-                texts = self._snapshot_ops(shared, pending)
+                texts = self._snapshot_ops(shared, pending, whole)
                 data = self._body(head, texts, result, extra, pending)
         except SerializationError as exc:
             raise exc.with_node(node_id) if node_id else exc from None
@@ -212,15 +213,19 @@ class SharedTracker:
             shadows[key] = delta.replace(dict.__getitem__(shared, raw), [key], ops)
         return ops, shadows, deleted
 
-    def _snapshot_ops(self, shared: dict[Any, Any], pending: Pending) -> list[str]:
+    def _snapshot_ops(
+        self, shared: dict[Any, Any], pending: Pending, whole: dict[str, str]
+    ) -> list[str]:
         """Ops that rebuild all of shared; unchanged values reuse their cached ops."""
         texts: list[str] = []
         for raw in dict.__iter__(shared):
             key = codec.encode_key(raw)
             ops = self.cached.get(key) if key not in pending.shadows else None
             if ops is None:
-                value = dict.__getitem__(shared, raw)
-                text = _dump(codec.encode(value, delta.where([key])))
+                text = whole.get(key)
+                if text is None:
+                    value = dict.__getitem__(shared, raw)
+                    text = _dump(codec.encode(value, delta.where([key])))
                 ops = self._place(key, text, pending)
                 pending.cached[key] = ops
             texts += ops
