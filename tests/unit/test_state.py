@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from typing import Any
@@ -44,9 +45,7 @@ class Run:
 
     def step(self, snapshot: bool | None = None, node: str | None = None) -> list[list[Any]]:
         seq = len(self.ckpts)
-        pending = self.tracker.prepare(
-            self.shared, None, seq=seq, snapshot=snapshot, node_id=node
-        )
+        pending = self.tracker.prepare(self.shared, None, seq=seq, snapshot=snapshot, node_id=node)
         self.tracker.commit(pending)
         self.ckpts.append(
             Checkpoint("r1", seq, pending.body, pending.snapshot, 0.0, base=pending.base)
@@ -134,7 +133,8 @@ def test_a_value_mutated_after_a_read_is_seen() -> None:
     meta = run.shared.get("meta")
     meta["b"] = 2
     ops = run.step(snapshot=False)
-    assert ["a", ["items"], [3]] in ops and ["s", ["meta", "b"], 2] in ops
+    assert ["a", ["items"], [3]] in ops
+    assert ["s", ["meta", "b"], 2] in ops
 
 
 def test_whole_dict_access_marks_everything() -> None:
@@ -167,7 +167,8 @@ def test_non_str_keys_and_tagged_values() -> None:
     run.step(snapshot=False)
     shared, _ = run.resume()
     assert same(shared, run.shared)
-    assert shared[1]["x"] == (1, 2, 3) and shared["$pf"] == {3, 4, 5}
+    assert shared[1]["x"] == (1, 2, 3)
+    assert shared["$pf"] == {3, 4, 5}
 
 
 def test_errors_name_the_path_and_node() -> None:
@@ -213,7 +214,8 @@ def test_a_growing_list_re_uploads_only_its_last_segment() -> None:
     assert first >= 3
     run.shared["log"].append(item)
     ops = run.step(snapshot=False)
-    assert ops == [["a", ["log"], [item]]] and len(blobs.puts) == first
+    assert ops == [["a", ["log"], [item]]]
+    assert len(blobs.puts) == first
     run.step(snapshot=True)
     assert len(blobs.puts) == first + 1  # only the last, unsealed segment is new
     assert run.resume()[0]["log"] == [*log, item]
@@ -245,7 +247,7 @@ def test_snapshots_come_when_replaying_would_read_more() -> None:
         kinds.append(run.ckpts[-1].snapshot)
     snapshots = [i for i, snap in enumerate(kinds) if snap]
     assert snapshots, "a steady flow is snapshotted now and then"
-    gaps = [b - a for a, b in zip(snapshots, snapshots[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(snapshots)]
     assert max(gaps) < limits.SNAPSHOT_EVERY
     replay = sum(len(c.body) + limits.CHECKPOINT_ITEM_OVERHEAD for c in run.ckpts[-gaps[-1] :])
     assert replay <= limits.SNAPSHOT_DELTA_BYTES + 2 * 1024
@@ -253,7 +255,8 @@ def test_snapshots_come_when_replaying_would_read_more() -> None:
 
 def test_shared_view_is_a_dict() -> None:
     view = SharedView({"a": 1})
-    assert isinstance(view, dict) and view == {"a": 1}
+    assert isinstance(view, dict)
+    assert view == {"a": 1}
     assert codec.dumps(view) == '{"a":1}'
     view |= {"b": 2}
     assert view.take_touched().keys == {"b"}
@@ -261,4 +264,5 @@ def test_shared_view_is_a_dict() -> None:
     assert view.take_touched().keys == {"c"}
     view.clear()
     touched = view.take_touched()
-    assert touched.everything and touched.removed == {"a", "b", "c"}
+    assert touched.everything
+    assert touched.removed == {"a", "b", "c"}

@@ -35,10 +35,12 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["x", "y", "z", "$pf"]), inner, max_size=3)
-    | st.tuples(inner, inner)
-    | st.frozensets(st.integers(0, 5), max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["x", "y", "z", "$pf"]), inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers(0, 5), max_size=3)
+    ),
     max_leaves=8,
 )
 # A mutation: (kind, which container, key or index, value).
