@@ -20,6 +20,7 @@ comes back as the task's artifact and the agent's reply. Override ``to_shared`` 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -95,6 +96,19 @@ class Agent:
         self.api_margin_ms = limits.API_MARGIN_MS
         self.ping_seconds, self.poll_seconds, self.cancel_wait_seconds = 2.0, 0.25, 3.0
         REGISTRY[name] = self
+        if engine is None and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            self.prewarm()
+
+    def prewarm(self) -> None:
+        """Build what every request needs -- the A2A layer, the engine, the DynamoDB
+        client -- now, in Lambda's init phase (run at import of the handler module,
+        before the first request; S3 and SQS clients stay lazy). Called by the
+        constructor on Lambda; a failure here is left for the first request to report.
+        """
+        try:
+            _ = self.dispatcher, self.engine
+        except Exception:
+            log.debug("agent %s: prewarm failed; the first request will build", self.name)
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, flow={self.flow_ref!r})"

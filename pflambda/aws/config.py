@@ -208,13 +208,13 @@ def _sqlite_ports(settings: Settings) -> Ports:
 def _aws_ports(settings: Settings) -> Ports:
     from botocore.exceptions import ClientError
 
-    from pflambda.aws.clients import client
+    from pflambda.aws.clients import client, lazy_client
     from pflambda.blobs.s3 import S3BlobStore
     from pflambda.queues.sqs import SQSQueue
     from pflambda.stores.dynamodb import DynamoDBStore
 
-    sqs = client("sqs")
     url = settings.queue_url
+    sqs = lazy_client("sqs") if url is not None else client("sqs")
     if url is None:
         try:
             url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
@@ -224,7 +224,7 @@ def _aws_ports(settings: Settings) -> Ports:
             ) from exc
     return Ports(
         DynamoDBStore(settings.table, client("dynamodb")),
-        S3BlobStore(settings.bucket, client("s3")),
+        S3BlobStore(settings.bucket, lazy_client("s3")),
         SQSQueue(url, sqs),
     )
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,11 @@ class Worker:
         self.processor = BatchProcessor(
             event_type=EventType.SQS, raise_on_entire_batch_failure=False
         )
+        if engine is None and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            try:  # Lambda's init phase: build the engine and its DynamoDB client now
+                _ = self.engine
+            except Exception:
+                log.debug("worker: prewarm failed; the first message will build")
 
     @property
     def engine(self) -> Engine:
