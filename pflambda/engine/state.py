@@ -93,7 +93,9 @@ class Pending:
     shadows: dict[str, Any]
     deleted: list[str]
     cached: dict[str, list[str]]
-    written: set[str]
+    written: dict[str, int]
+    cost: int = 0
+    """What reading this snapshot costs: its body and every blob it refers to."""
 
 
 class SharedTracker:
@@ -106,8 +108,8 @@ class SharedTracker:
         """Encoded key -> shadow of the committed value (see :mod:`delta`)."""
         self.cached: dict[str, list[str]] = {}
         """Encoded key -> its snapshot ops (JSON text), while the value is unchanged."""
-        self.written: set[str] = set()
-        """Blob keys known to be stored (content-addressed: never written twice)."""
+        self.written: dict[str, int] = {}
+        """Blob keys known to be stored (content-addressed: never written twice) -> size."""
         self.base = 0
         self.delta_bytes = 0
         self.deltas = 0
@@ -129,7 +131,7 @@ class SharedTracker:
         """The body of checkpoint ``seq``: a delta of what changed, or a snapshot."""
         try:
             ops, shadows, deleted = self._changes(shared)
-            pending = Pending(b"", False, self.base, shadows, deleted, {}, set())
+            pending = Pending(b"", False, self.base, shadows, deleted, {}, {})
             if snapshot is not True:
                 head = {"v": FORMAT, "snap": False, "base": self.base, "cursor": cursor}
                 texts = [self._op_text(op, pending) for op in ops]
@@ -141,6 +143,7 @@ class SharedTracker:
                 head = {"v": FORMAT, "snap": True, "base": seq, "cursor": cursor}
                 texts = self._snapshot_ops(shared, pending, whole)
                 data = self._body(head, texts, result, extra, pending)
+                pending.cost = len(data) + sum(map(self._blob_size, texts))
         except SerializationError as exc:
             raise exc.with_node(node_id) if node_id else exc from None
         pending.body = data
@@ -165,11 +168,11 @@ class SharedTracker:
             self.shadows[key] = shadow
             self.cached.pop(key, None)
         self.cached.update(pending.cached)
-        self.written |= pending.written
+        self.written.update(pending.written)
         size = len(pending.body) + limits.CHECKPOINT_ITEM_OVERHEAD
         if pending.snapshot:
             self.base, self.deltas, self.delta_bytes = pending.base, 0, 0
-            self.snapshot_bytes = len(pending.body)
+            self.snapshot_bytes = pending.cost
         else:
             self.deltas += 1
             self.delta_bytes += size
@@ -279,8 +282,15 @@ class SharedTracker:
         key = f"runs/{self.run_id}/{hashlib.sha256(raw).hexdigest()[:40]}"
         if key not in self.written and key not in pending.written:
             self.blob_store.put(key, raw if compressed else zlib.compress(raw, 1))
-            pending.written.add(key)
+            pending.written[key] = len(raw if compressed else zlib.compress(raw, 1))
         return key
+
+    def _blob_size(self, op_text: str) -> int:
+        """The stored size of the blob a snapshot op refers to (0 for an inline op)."""
+        if not op_text.startswith(('["s@"', '["a@"')):
+            return 0
+        key = json.loads(op_text)[2]
+        return self.written.get(key, 0)
 
     def read(self, data: bytes) -> Body:
         """Parse a stored body, fetching it from the blob store if it was too large."""
@@ -302,11 +312,14 @@ class SharedTracker:
                 origins.clear()
                 self.base, self.deltas, self.delta_bytes = ckpt.seq, 0, 0
                 self.snapshot_bytes = len(ckpt.body)
+                fetched = sum(self.written.values())
             else:
                 self.deltas += 1
                 self.delta_bytes += len(ckpt.body) + limits.CHECKPOINT_ITEM_OVERHEAD
             for op in body.ops:
                 self._replay(values, origins, op)
+            if body.snapshot:
+                self.snapshot_bytes += sum(self.written.values()) - fetched
             last = body
         if last is None:
             raise codec.DecodeError("no checkpoints to load")
@@ -330,8 +343,9 @@ class SharedTracker:
         if isinstance(kind, str) and kind.endswith("@"):
             if not isinstance(payload, str):
                 raise codec.DecodeError(f"malformed checkpoint op {op!r}")
-            self.written.add(payload)
-            text = zlib.decompress(self.blob_store.get(payload)).decode()
+            data = self.blob_store.get(payload)
+            self.written[payload] = len(data)
+            text = zlib.decompress(data).decode()
             if len(path) == 1 and (kind == "s@" or (kind == "a@" and top in origins)):
                 entry = f'["{kind}",{_dump(path)},{_dump(payload)}]'
                 origins[top] = [entry] if kind == "s@" else [*origins[top], entry]
