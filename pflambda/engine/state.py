@@ -143,7 +143,7 @@ class SharedTracker:
                 head = {"v": FORMAT, "snap": True, "base": seq, "cursor": cursor}
                 texts = self._snapshot_ops(shared, pending, whole)
                 data = self._body(head, texts, result, extra, pending)
-                pending.cost = len(data) + sum(map(self._blob_size, texts))
+                pending.cost = len(data) + sum(self._blob_size(t, pending) for t in texts)
         except SerializationError as exc:
             raise exc.with_node(node_id) if node_id else exc from None
         pending.body = data
@@ -285,12 +285,12 @@ class SharedTracker:
             pending.written[key] = len(raw if compressed else zlib.compress(raw, 1))
         return key
 
-    def _blob_size(self, op_text: str) -> int:
+    def _blob_size(self, op_text: str, pending: Pending) -> int:
         """The stored size of the blob a snapshot op refers to (0 for an inline op)."""
         if not op_text.startswith(('["s@"', '["a@"')):
             return 0
         key = json.loads(op_text)[2]
-        return self.written.get(key, 0)
+        return pending.written.get(key) or self.written.get(key, 0)
 
     def read(self, data: bytes) -> Body:
         """Parse a stored body, fetching it from the blob store if it was too large."""

@@ -266,3 +266,15 @@ def test_shared_view_is_a_dict() -> None:
     touched = view.take_touched()
     assert touched.everything
     assert touched.removed == {"a", "b", "c"}
+
+
+def test_a_large_dict_in_blobs_is_not_re_snapshotted_every_few_steps() -> None:
+    blobs = CountingBlobs()
+    notes = {f"k{i:05d}": f"note {i:05d} abcdefghijklmnopqrstuvwxyz" for i in range(3000)}
+    run = Run({"notes": notes}, blobs)  # ~120 KB: the snapshot refers to a blob
+    assert len(blobs.puts) == 1
+    for i in range(60):
+        run.shared["notes"][f"new{i}"] = "x" * 30
+        run.step()
+    assert not any(c.snapshot for c in run.ckpts[1:])  # the blob counts in a snapshot's cost
+    assert len(blobs.puts) == 1
