@@ -8,7 +8,8 @@ in-memory store and on DynamoDB + S3 under moto (in-process; requests counted wi
 botocore event hooks). Per run it prints:
 
 - requests per step, by operation (DynamoDB/S3 calls on moto; Store calls in memory);
-- bytes written per step: DynamoDB item bytes (as DynamoDB sizes items) plus blob bytes;
+- bytes written per step: DynamoDB item bytes (as DynamoDB sizes items: every Put, in a
+  transaction too, and the key and values of every update) plus blob bytes;
 - bytes read to resume at step N (moto: the items every Query returned; memory: the
   items load_checkpoints returned) plus blob bytes fetched;
 - CPU per step (process time, median of the steps in a window);
@@ -82,8 +83,10 @@ class Meter:
         def metered(*args: Any, **kwargs: Any) -> Any:
             self.counts[name] += 1
             out = attr(*args, **kwargs)
-            if name == "put_checkpoint":
+            if name in ("put_checkpoint", "commit_step"):
                 self.tally["written"] += item_size(checkpoint_item(args[0]))
+            elif name == "start_run":
+                self.tally["written"] += item_size(checkpoint_item(args[1]))
             elif name == "put":
                 self.tally["written"] += len(args[1])
             elif name == "load_checkpoints":
@@ -135,6 +138,14 @@ def moto() -> Iterator[Backend]:
                 tally["written"] += item_size(params["Item"])
             elif model.name == "PutObject":
                 tally["written"] += len(params["Body"])
+            elif model.name == "UpdateItem":
+                tally["written"] += updated(params)
+            elif model.name == "TransactWriteItems":
+                for entry in params["TransactItems"]:
+                    if "Put" in entry:
+                        tally["written"] += item_size(entry["Put"]["Item"])
+                    elif "Update" in entry:
+                        tally["written"] += updated(entry["Update"])
 
         def queried(parsed: Any, **_: Any) -> None:
             tally["read"] += sum(item_size(item) for item in parsed.get("Items", []))
@@ -147,6 +158,11 @@ def moto() -> Iterator[Backend]:
         s3.meta.events.register("before-parameter-build.s3.*", before)
         s3.meta.events.register("after-call.s3.GetObject", fetched)
         yield DynamoDBStore("bench", ddb), S3BlobStore("bench", s3), counts, tally
+
+
+def updated(params: dict[str, Any]) -> int:
+    """Bytes an update writes, counted as its key and the values it sets."""
+    return item_size(params["Key"]) + item_size(params.get("ExpressionAttributeValues", {}))
 
 
 def initial(kind: str, n: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
