@@ -190,8 +190,8 @@ class SharedTracker:
             deleted = [k for k in self.shadows if k not in present]
         else:
             candidates = [k for k in touched.keys if k in shared]
-            gone = [codec.encode_key(k) for k in touched.keys if k not in shared]
-            deleted = [k for k in gone if k in self.shadows]
+            gone = [_key_or_none(k) for k in touched.keys if k not in shared]
+            deleted = [k for k in gone if k is not None and k in self.shadows]
         ops: list[delta.Op] = [("d", [k], "") for k in deleted]
         shadows: dict[str, Any] = {}
         fresh: list[Any] = []
@@ -375,6 +375,15 @@ def _segments(items: list[Any]) -> list[str]:
     if chunk:
         out.append("[" + ",".join(chunk) + "]")
     return out
+
+
+def _key_or_none(key: Any) -> str | None:
+    """A probed key's encoding, or None if the codec cannot encode it (then it was never
+    committed: ``shared.get(SomeClass)`` must not fail the checkpoint)."""
+    try:
+        return codec.encode_key(key)
+    except SerializationError:
+        return None
 
 
 def _utf8(text: str, path: str) -> bytes:

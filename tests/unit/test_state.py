@@ -278,3 +278,10 @@ def test_a_large_dict_in_blobs_is_not_re_snapshotted_every_few_steps() -> None:
         run.step()
     assert not any(c.snapshot for c in run.ckpts[1:])  # the blob counts in a snapshot's cost
     assert len(blobs.puts) == 1
+
+
+def test_probing_for_a_key_the_codec_cannot_encode_is_harmless() -> None:
+    run = Run({"a": 1})
+    assert run.shared.get(Run) is None  # a class as key: not encodable, and not there
+    run.shared["a"] = 2
+    assert run.step(snapshot=False) == [["s", ["a"], 2]]
