@@ -51,6 +51,8 @@ class StepState:
     cursor: codec.JSONValue = None
     large: dict[str, codec.JSONValue] = field(default_factory=dict)
     """The JSON of the values shown by size, for :func:`load_value`."""
+    display: dict[str, Any] = field(default_factory=dict)
+    """The inline values as plain readable JSON (``codec.to_display_json``): no tags."""
 
     def to_json(self) -> dict[str, Any]:
         """The shape the console's API answers with."""
@@ -61,7 +63,12 @@ class StepState:
                 offloaded[key] = {"size": value.size}
             else:
                 shared[key] = value
-        return {"seq": self.seq, "shared": shared, "offloaded": offloaded}
+        return {
+            "seq": self.seq,
+            "shared": shared,
+            "display": dict(self.display),
+            "offloaded": offloaded,
+        }
 
 
 def load_state(store: Store, blobs: BlobStore, run_id: str, seq: int) -> StepState:
@@ -83,6 +90,7 @@ def load_state(store: Store, blobs: BlobStore, run_id: str, seq: int) -> StepSta
             state.large[name] = tree
         else:
             state.values[name] = tree
+            state.display[name] = codec.to_display_json(value)
     return state
 
 

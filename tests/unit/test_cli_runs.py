@@ -51,11 +51,8 @@ def test_runs_show_at_a_step_and_its_diff(engine: Any, capsys: pytest.CaptureFix
     engine.start("tests.flows.console:review", {"topic": "cats"}, run_id="r")
     capsys.readouterr()
     assert main(["runs", "show", "r", "--at", "1"]) == 0
-    assert out_json(capsys) == {
-        "seq": 1,
-        "shared": {"topic": "cats", "draft": "About cats", "words": 2},
-        "offloaded": {},
-    }
+    shared = {"topic": "cats", "draft": "About cats", "words": 2}
+    assert out_json(capsys) == {"seq": 1, "shared": shared, "display": shared, "offloaded": {}}
     assert main(["runs", "show", "r", "--at", "1", "--diff"]) == 0
     changes = out_json(capsys)["changes"]
     assert [(c["op"], c["path"], c["after"]) for c in changes] == [

@@ -211,3 +211,10 @@ def test_run_detail_shows_fan_out_progress() -> None:
     doc = run_detail(engine.store, engine.blobs, record, engine.clock.now())
     assert doc["fanout"]["done"] == 1
     assert doc["cursor"][-1]["node"] == "Square"
+
+
+def test_a_step_shows_readable_json_and_keeps_the_tagged_form(engine: Engine) -> None:
+    engine.start("tests.flows.sample:loop", {"limit": 1, "pair": (1, 2)}, run_id="r")
+    doc = load_state(engine.store, engine.blobs, "r", 0).to_json()
+    assert doc["display"]["pair"] == [1, 2]  # for people
+    assert doc["shared"]["pair"] == {"$pf": "tuple", "v": [1, 2]}  # lossless, for edits

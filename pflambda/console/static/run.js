@@ -170,7 +170,7 @@
     try {
       const step = await api(path("/steps/" + seq));
       if (selected !== seq) return;
-      document.getElementById("shared").textContent = JSON.stringify(step.shared, null, 2);
+      document.getElementById("shared").textContent = JSON.stringify(step.display, null, 2);
       drawOffloaded(step);
       drawDiff(step.diff);
     } catch (err) {
