@@ -76,3 +76,8 @@ so a run's record stays small whatever people type."""
 
 RETRY_BACKOFF_MAX_SECONDS = 300
 """A continuation that failed for a retryable reason comes back after 2^n s, at most this."""
+
+MAX_RECEIVES = 6
+"""The work queue's RedrivePolicy ``maxReceiveCount`` (template.yaml, the emulator): a
+message received this many times without success goes to the dead-letter queue. The
+worker fails a fanned-out chunk itself on this receive (``Engine.max_attempts`` + 1)."""

@@ -36,7 +36,7 @@ from pflambda import limits, runcontext
 from pflambda.engine import codec
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.stepper import kinds
-from pflambda.errors import PflambdaError, RetryableError
+from pflambda.errors import InputRequired, PflambdaError, RetryableError
 from pflambda.graph import Graph, describe
 from pflambda.stores.base import FanOut, FanOutNotFound, RunRecord, RunStatus
 
@@ -203,9 +203,11 @@ def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -
     )
     try:
         results = _execute(node, values, [replace(run, item=entry["i"]) for entry in items])
-    except Exception as exc:
+    except (Exception, InputRequired) as exc:
         index = items[0]["i"] if len(items) == 1 else f"{items[0]['i']}-{items[-1]['i']}"
         reason = f"node {message['node']!r} item {index} raised {type(exc).__name__}: {exc}"
+        if isinstance(exc, InputRequired):
+            reason += " (a fanned-out item cannot pause for input: ask in prep or post)"
         _settle(engine, record, RunStatus.FAILED, reason)
         return False
     body = json.dumps(

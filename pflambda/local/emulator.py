@@ -1,5 +1,9 @@
 """A local AWS for development: moto's server on 127.0.0.1 with pflambda's resources.
 
+moto runs one request at a time (:mod:`pflambda.local.moto_server`: its backends are not
+thread-safe), and the work queue redrives to its DLQ after
+:data:`~pflambda.limits.MAX_RECEIVES` receives, as ``template.yaml``'s does.
+
 ``pflambda emulator`` and ``pflambda local`` start it; tests start it on a free port.
 It creates exactly what the runtime needs -- the runs table (same keys and indexes
 as ``template.yaml``), the state bucket, and the work queue with its dead-letter
@@ -8,6 +12,7 @@ queue -- and says which environment variables point a process at it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Iterator
@@ -17,6 +22,7 @@ from typing import Any
 
 from pflambda.aws.config import Settings
 from pflambda.errors import ConfigError
+from pflambda.limits import MAX_RECEIVES
 
 __all__ = ["Emulator", "free_port", "refuse_busy", "running_emulator"]
 
@@ -78,13 +84,12 @@ def start_emulator(
     port: int | None = None, host: str = "127.0.0.1", settings: Settings | None = None
 ) -> Emulator:
     """Start moto on ``host:port`` (a free port by default) and create the resources."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        raise ConfigError("the local emulator needs moto: pip install 'pflambda[local]'") from exc
+    if importlib.util.find_spec("moto") is None:
+        raise ConfigError("the local emulator needs moto: pip install 'pflambda[local]'")
     import boto3
 
     from pflambda.blobs.s3 import create_bucket
+    from pflambda.local.moto_server import SerialMotoServer
     from pflambda.queues.sqs import create_queue
     from pflambda.stores.dynamodb import create_table
 
@@ -92,7 +97,7 @@ def start_emulator(
     if port:
         refuse_busy(host, port)
     port = port or free_port(host)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server = SerialMotoServer(host, port)
     server.start()
     endpoint = f"http://{host}:{port}"
     session = boto3.session.Session(
@@ -104,7 +109,10 @@ def start_emulator(
         sqs = session.client("sqs", endpoint_url=endpoint)
         dlq_url = create_queue(sqs, settings.queue_name + "-dlq")
         queue_url = create_queue(
-            sqs, settings.queue_name, dlq_name=settings.queue_name + "-dlq", max_receives=5
+            sqs,
+            settings.queue_name,
+            dlq_name=settings.queue_name + "-dlq",
+            max_receives=MAX_RECEIVES,
         )
     except Exception:
         server.stop()

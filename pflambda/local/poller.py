@@ -89,7 +89,9 @@ class SqsPoller:
 
     Messages the worker's partial batch response lists in ``batchItemFailures`` are
     left alone and come back after ``visibility_timeout`` (locally short, so retries
-    are seen); so does the whole batch if the worker raises or answers nonsense.
+    are seen); so does the whole batch if the worker raises -- anything, even a
+    ``BaseException`` such as ``InputRequired`` -- or answers nonsense. Only
+    ``KeyboardInterrupt`` and ``SystemExit`` end the thread.
     """
 
     def __init__(
@@ -136,7 +138,9 @@ class SqsPoller:
         context = LocalContext(self.worker_timeout, "pflambda-worker")
         try:
             response = self.worker(sqs_event(messages, self.queue_arn), context)
-        except Exception:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # InputRequired, GeneratorExit...: Lambda would fail the batch
             log.exception("the worker failed a batch of %d; it will be redelivered", len(messages))
             return len(messages)
         failed = _failures(response, messages)
@@ -156,7 +160,9 @@ class SqsPoller:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except Exception:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # the thread is Lambda's trigger: it never dies of a batch
                 log.exception("polling the work queue failed; trying again")
                 self._stop.wait(self.error_pause)
 

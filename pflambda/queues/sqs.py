@@ -13,7 +13,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pflambda.clock import Clock, SystemClock
 from pflambda.errors import RetryableError, TerminalError
-from pflambda.limits import SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES
+from pflambda.limits import MAX_RECEIVES, SQS_MAX_BATCH, SQS_MAX_MESSAGE_BYTES
 from pflambda.queues._batch import check_receive, plan_batches
 from pflambda.queues.base import Message
 
@@ -50,7 +50,7 @@ def create_queue(
     client: SQSClient,
     name: str,
     dlq_name: str | None = None,
-    max_receives: int = 5,
+    max_receives: int = MAX_RECEIVES,
     visibility_timeout: int = 30,
 ) -> str:
     """Create ``name`` (and its dead-letter queue ``dlq_name``, if given); its URL.

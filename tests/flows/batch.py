@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pflambda import AsyncFlow, AsyncParallelBatchNode, BatchNode, Flow, Node
+from pflambda import AsyncFlow, AsyncParallelBatchNode, BatchNode, Flow, InputRequired, Node
 
 
 class Square(BatchNode):
-    """Squares shared['items']; item -1 is poison (raises, even after retries)."""
+    """Squares shared['items']; item -1 is poison (raises, even after retries); item "ask"
+    asks for input, which a fanned-out item cannot do."""
 
     fan_out = True
 
@@ -22,6 +23,8 @@ class Square(BatchNode):
     def exec(self, item: Any) -> Any:
         if item == -1:
             raise ValueError("poison item")
+        if item == "ask":
+            raise InputRequired("which square?")
         if isinstance(item, bytes):
             return len(item)
         return item * item

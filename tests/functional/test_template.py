@@ -345,6 +345,11 @@ def queue_problems(template: Template) -> list[str]:
             f"WorkQueue maxReceiveCount is {receives}: the worker fails a chunk itself on "
             f"receive {attempts + 1} (max_attempts={attempts}), so it must be {attempts + 1}"
         )
+    if receives != limits.MAX_RECEIVES:
+        problems.append(
+            f"WorkQueue maxReceiveCount is {receives}, but pflambda.limits.MAX_RECEIVES "
+            f"(the emulator's and create_queue's) is {limits.MAX_RECEIVES}: keep them equal"
+        )
     if "WorkDeadLetterQueue" not in refs(queue["RedrivePolicy"]["deadLetterTargetArn"]):
         problems.append("WorkQueue must redrive to WorkDeadLetterQueue")
     if queue["VisibilityTimeout"] < 6 * timeout:

@@ -124,6 +124,20 @@ def test_a_poison_item_alone_in_its_message_is_named_exactly() -> None:
     )
 
 
+def test_an_item_that_asks_for_input_fails_the_run_saying_why() -> None:
+    """InputRequired is a BaseException: it must not escape the worker (it killed the
+    local SQS poller's thread) but end the run with a clear error."""
+    engine = make_engine(items_per_message=1)
+    outcome = engine.start("tests.flows.batch:squares", {"items": [1, "ask", 3]})
+    drain(engine)
+    record = engine.store.get_run(outcome.run_id)
+    assert record.status == RunStatus.FAILED
+    assert record.error == (
+        "node 'Square' item 1 raised InputRequired: which square? "
+        "(a fanned-out item cannot pause for input: ask in prep or post)"
+    )
+
+
 def test_messages_that_keep_failing_end_the_run_instead_of_hanging() -> None:
     engine = make_engine(max_attempts=3)
     outcome = engine.start("tests.flows.batch:squares", {"items": [1, 2]})

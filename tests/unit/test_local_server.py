@@ -17,7 +17,7 @@ import pytest
 
 from pflambda.aws.http import parse_event
 from pflambda.clock import FakeClock
-from pflambda.errors import ConfigError
+from pflambda.errors import ConfigError, InputRequired
 from pflambda.http import HttpResponse
 from pflambda.local.emulator import free_port
 from pflambda.local.server import (
@@ -298,6 +298,33 @@ def test_poller_thread_survives_errors_and_stops() -> None:
     finally:
         poller.stop()  # returns once the batch in hand is acked
     assert calls[:2] == [2, 2]
+    assert queue.approximate_size() == 0
+
+
+@pytest.mark.parametrize(
+    "raised", [InputRequired("a question"), GeneratorExit(), RuntimeError("boom")]
+)
+def test_poller_thread_survives_anything_the_worker_raises(raised: BaseException) -> None:
+    """Lambda fails the batch whatever the handler raises; the local trigger must too,
+    and go on polling (an InputRequired from a fanned-out item used to kill the thread)."""
+    queue = MemoryQueue()
+    queue.send(["one"])
+    calls: list[str] = []
+    done = threading.Event()
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(event["Records"][0]["body"])
+        if len(calls) == 1:
+            raise raised
+        done.set()
+        return {"batchItemFailures": []}
+
+    poller = SqsPoller(queue, worker, visibility_timeout=0, wait_seconds=0.05).start()
+    try:
+        assert done.wait(5)
+    finally:
+        poller.stop()
+    assert calls[:2] == ["one", "one"]  # redelivered, and the thread lived to deliver it
     assert queue.approximate_size() == 0
 
 
