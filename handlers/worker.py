@@ -1,17 +1,8 @@
-"""The shared SQS worker: continues every agent's runs, and sends their push notifications."""
+"""The shared SQS worker: continues every agent's runs, and delivers their push notifications.
 
-from typing import Any
+It finds the agents by importing every module of this package (no list to keep up).
+"""
 
-from handlers import approval, research, summarise
-from pflambda.aws.worker import Worker
+from pflambda.a2a.agents import shared_worker
 
-AGENTS = {a.name: a for a in (research.agent, approval.agent, summarise.agent)}
-
-
-def _push(record: Any) -> None:
-    agent = AGENTS.get(record.attrs.get("a2a", {}).get("agent"))
-    if agent is not None:
-        agent.on_status(record)
-
-
-handler = Worker(listeners=[_push])
+handler = shared_worker("handlers")

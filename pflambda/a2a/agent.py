@@ -35,6 +35,7 @@ from pflambda.errors import PflambdaError
 if TYPE_CHECKING:
     from pflambda.a2a.auth import BearerAuth
     from pflambda.a2a.dispatcher import Dispatcher
+    from pflambda.a2a.notify import Pushes
     from pflambda.a2a.tasks import TaskService
     from pflambda.aws.config import Settings
     from pflambda.aws.worker import Worker
@@ -124,9 +125,10 @@ class Agent:
 
     @cached_property
     def engine(self) -> Engine:
-        """The durable engine, with push notifications on status changes."""
+        """The durable engine, with push notifications queued at status changes."""
         engine = self._engine or self.settings.engine()
-        engine.listeners.append(self.on_status)
+        engine.listeners.append(self._pushes.on_status)
+        engine.step_listeners.append(self._pushes.on_step)
         return engine
 
     @cached_property
@@ -157,10 +159,11 @@ class Agent:
 
     @cached_property
     def worker(self) -> Worker:
-        """The SQS worker for this agent's runs."""
+        """The SQS worker for this agent's runs (and its push notifications)."""
+        from pflambda.a2a.notify import KIND, PushDelivery
         from pflambda.aws.worker import Worker
 
-        return Worker(self.engine)
+        return Worker(self.engine, kinds={KIND: PushDelivery(self._only_me)})
 
     def worker_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler for the SQS work queue."""
@@ -220,10 +223,13 @@ class Agent:
     # -- push notifications -----------------------------------------------------------
 
     @cached_property
-    def _push(self) -> Any:
-        from pflambda.a2a.push import PushSender
+    def _pushes(self) -> Pushes:
+        from pflambda.a2a.notify import Pushes
 
-        return PushSender(allow_private=self.settings.allow_private_push)
+        return Pushes(self._only_me)
+
+    def _only_me(self, name: str) -> Agent | None:
+        return self if name == self.name else None
 
     def check_push_url(self, url: str) -> None:
         """Refuse push URLs that are not https, or resolve to private addresses."""
@@ -238,30 +244,9 @@ class Agent:
             raise InvalidParams(str(exc)) from None
 
     def on_status(self, record: RunRecord) -> None:
-        """Engine listener: POST the task to every push config it has."""
-        a2a = record.attrs.get("a2a", {})
-        configs = a2a.get("push") or {}
-        if a2a.get("agent") != self.name or not configs:
-            return
-        from pflambda.a2a.push import PushTarget
-        from pflambda.a2a.wire import Version, render_event
-
-        version = Version.V1_0 if a2a.get("protocol") == "1.0" else Version.V0_3
-        task = self.tasks.task(record)
-        payload = render_event(task, version)
-        for config_id, config in configs.items():
-            auth = None
-            if config.get("scheme") and config.get("credentials"):
-                auth = f"{config['scheme']} {config['credentials']}"
-            target = PushTarget(config["url"], config.get("token"), auth, config_id)
-            result = self._push.send(target, payload)
-            if not result.delivered:
-                log.warning(
-                    "push to config %s of task %s failed: %s",
-                    config_id,
-                    record.run_id,
-                    result.error,
-                )
+        """Engine listener: queue a push of the task to every push config it has
+        (:mod:`pflambda.a2a.notify`; the worker delivers them)."""
+        self._pushes.on_status(record)
 
 
 def _auth_from_env() -> BearerAuth | None:

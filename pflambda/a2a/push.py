@@ -8,7 +8,8 @@ DNS rebinding: a public name may resolve to ``127.0.0.1`` later, so :class:`Push
 the host's addresses again right before every POST and connects to the address it checked (no
 second lookup; TLS still verifies the certificate for the name). With an ``opener`` of your
 own, pinning is the opener's job, or an egress firewall's (a Lambda outside any
-VPC, or a VPC without routes to private networks). At-least-once delivery is the caller's loop.
+VPC, or a VPC without routes to private networks). At-least-once delivery is the caller's loop:
+:mod:`pflambda.a2a.notify` queues each push and lets the worker retry it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class PushResult:
     attempts: int
     status: int | None
     error: str | None
+    retryable: bool = False
+    """Whether the last failure may pass if tried later (timeouts, 5xx, 429, lookups)."""
+    retry_after: float | None = None
+    """Seconds the server asked us to wait (``Retry-After`` of a 429 or 503)."""
 
 
 def validate_push_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> str:
@@ -242,7 +247,14 @@ class PushSender:
                 shown, target.config_id, attempt, self.max_attempts, outcome.error,
             )  # fmt: skip
             if not outcome.retry or attempt == self.max_attempts:
-                return PushResult(False, attempt, outcome.status, outcome.error)
+                return PushResult(
+                    False,
+                    attempt,
+                    outcome.status,
+                    outcome.error,
+                    outcome.retry,
+                    outcome.retry_after,
+                )
             self.clock.sleep(self._delay(attempt, outcome.retry_after))
         raise AssertionError("unreachable")  # pragma: no cover
 

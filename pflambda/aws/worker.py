@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +37,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pflambda import limits
 from pflambda.aws.config import Settings
 from pflambda.engine.fanout import run_chunk
-from pflambda.engine.runner import Engine, RunOutcome, StatusListener
+from pflambda.engine.runner import Engine, RunOutcome, StatusListener, StepEvent
 from pflambda.errors import InvalidRunState, PflambdaError, RetryableError, RunNotFound
-from pflambda.stores.base import LeaseHeld, RunStatus
+from pflambda.stores.base import LeaseHeld, RunRecord, RunStatus
 
 __all__ = ["Delivery", "Worker", "handler"]
 
@@ -50,14 +50,32 @@ class BadMessage(ValueError):
     """A queue message pflambda did not write; it goes to the DLQ after its retries."""
 
 
+KindHandler = Callable[[Engine, dict[str, Any], int], None]
+"""Handles one message of a kind registered with the worker: ``(engine, message,
+receive count)``; raising reports the message failed (SQS delivers it again)."""
+
+StepListener = Callable[[RunRecord, StepEvent], None]
+
+
 class Worker:
-    """Processes work messages with an engine (built from the environment by default)."""
+    """Processes work messages with an engine (built from the environment by default).
+
+    ``listeners`` and ``step_listeners`` are added to the engine the worker builds (not to
+    one it is given, which has its own); ``kinds`` handles messages of other kinds than
+    pflambda's own (e.g. ``"push"``, registered by the A2A layer).
+    """
 
     def __init__(
-        self, engine: Engine | None = None, listeners: Sequence[StatusListener] = ()
+        self,
+        engine: Engine | None = None,
+        listeners: Sequence[StatusListener] = (),
+        *,
+        step_listeners: Sequence[StepListener] = (),
+        kinds: Mapping[str, KindHandler] | None = None,
     ) -> None:
         self._engine = engine
-        self.listeners = list(listeners)
+        self.listeners, self.step_listeners = list(listeners), list(step_listeners)
+        self.kinds: dict[str, KindHandler] = dict(kinds or {})
         # a batch whose every record failed is still a partial batch response (each
         # record comes back on its own visibility -- a backoff), not an invocation error
         self.processor = BatchProcessor(
@@ -75,6 +93,7 @@ class Worker:
         if self._engine is None:
             self._engine = Settings.from_env().engine()
             self._engine.listeners.extend(self.listeners)
+            self._engine.step_listeners.extend(self.step_listeners)
         return self._engine
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -88,8 +107,11 @@ class Worker:
 
     def handle_record(self, record: SQSRecord, lambda_context: Any = None) -> None:
         """One message; raising marks it failed (SQS redelivers it)."""
-        message = parse(record.body)
+        message = parse(record.body, self.kinds)
         count = int(record.attributes.approximate_receive_count or 1)
+        if message["kind"] in self.kinds:
+            self.kinds[message["kind"]](self.engine, message, count)
+            return
         delivery = Delivery(record.message_id, record.receipt_handle, count)
         if message["kind"] == "fanout":
             try:
@@ -159,14 +181,22 @@ class Delivery:
     receive_count: int
 
 
-def parse(body: str) -> dict[str, Any]:
-    """Validate a work message; :class:`BadMessage` for anything pflambda did not write."""
+def parse(body: str, kinds: Collection[str] = ()) -> dict[str, Any]:
+    """Validate a work message; :class:`BadMessage` for anything pflambda did not write.
+
+    ``kinds`` are registered kinds: such a message needs a ``run_id`` string, the rest is
+    its handler's to check."""
     try:
         message = json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadMessage(f"work message is not JSON: {exc}") from exc
-    if not isinstance(message, dict) or message.get("kind") not in ("continue", "fanout"):
+    known = ("continue", "fanout", *kinds)
+    if not isinstance(message, dict) or message.get("kind") not in known:
         raise BadMessage(f"unknown work message: {body[:200]!r}")
+    if message["kind"] in kinds:
+        if not isinstance(message.get("run_id"), str):
+            raise BadMessage(f"work message needs a run_id string: {body[:200]!r}")
+        return message
     if message["kind"] == "fanout":
         needed = {"run_id": str, "seq": int, "node": str, "chunk": int, "items": list}
         if any(not isinstance(message.get(k), t) for k, t in needed.items()):

@@ -180,7 +180,8 @@ def endpoint_env(endpoint_url: str) -> dict[str, str]:
 
 
 def _worker(package: str) -> Worker:
-    """``<package>.worker.handler`` if the project has one, else pflambda's own worker."""
+    """``<package>.worker.handler`` if the project has one, else the shared worker of every
+    agent declared in ``package`` (runs and push notifications)."""
     try:
         module = importlib.import_module(f"{package}.worker")
     except ModuleNotFoundError as exc:
@@ -190,6 +191,6 @@ def _worker(package: str) -> Worker:
     handler = getattr(module, "handler", None)
     if callable(handler):
         return cast("Worker", handler)
-    from pflambda.aws.worker import handler as default
+    from pflambda.a2a.agents import shared_worker
 
-    return default
+    return cast("Worker", shared_worker(package))

@@ -1,4 +1,8 @@
-"""Push notifications reach a real webhook on loopback at every state change."""
+"""Push notifications reach a real webhook on loopback at every state change.
+
+They are queued by whoever changes the task and POSTed by the worker: ``deliver`` plays
+Lambda's SQS trigger over the agent's memory queue.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,21 @@ from typing import Any, ClassVar
 
 import pytest
 
+from pflambda.a2a.agent import Agent
+from pflambda.local.poller import sqs_event
 from tests.unit.test_a2a_dispatcher import V1, make_agent, msg_v1, rpc
+
+
+def deliver(agent: Agent) -> int:
+    """Run the agent's worker over everything queued (pushes, continuations) until empty."""
+    queue, handled = agent.engine.queue, 0
+    assert queue is not None
+    while messages := queue.receive(10):
+        response = agent.worker(sqs_event(messages), None)
+        assert response["batchItemFailures"] == []
+        queue.ack([m.receipt for m in messages])
+        handled += len(messages)
+    return handled
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -52,8 +70,10 @@ def test_state_changes_are_posted_with_token_and_authorization(hook: str) -> Non
     params = {"message": msg_v1("q"), "configuration": {"taskPushNotificationConfig": push}}
     task = rpc(agent, "SendMessage", params, V1)["result"]["task"]
     assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+    assert Hook.received == []  # queued, not sent by the API call
     reply = msg_v1("Ada", taskId=task["id"])
     rpc(agent, "SendMessage", {"message": reply}, V1)
+    assert deliver(agent) == 4
     states = [body["task"]["status"]["state"] for _, body in Hook.received]
     assert states == [
         "TASK_STATE_WORKING",
@@ -77,6 +97,7 @@ def test_v03_pushes_the_bare_task(hook: str) -> None:
     }
     params = {"message": msg, "configuration": {"pushNotificationConfig": {"url": hook}}}
     rpc(agent, "message/send", params)
+    deliver(agent)
     assert Hook.received[-1][1]["kind"] == "task"
     assert Hook.received[-1][1]["status"]["state"] == "completed"
 
@@ -84,4 +105,24 @@ def test_v03_pushes_the_bare_task(hook: str) -> None:
 def test_no_push_without_a_config(hook: str) -> None:
     agent = make_agent(allow_private=True)
     rpc(agent, "SendMessage", {"message": msg_v1("x")}, V1)
+    assert deliver(agent) == 0
     assert Hook.received == []
+
+
+def test_return_immediately_pushes_every_status_change(hook: str) -> None:
+    """SUBMITTED from the API call, then WORKING and COMPLETED from the worker that runs it."""
+    agent = make_agent(allow_private=True)
+    config = {"taskPushNotificationConfig": {"url": hook}, "returnImmediately": True}
+    task = rpc(agent, "SendMessage", {"message": msg_v1("q"), "configuration": config}, V1)
+    assert task["result"]["task"]["status"]["state"] == "TASK_STATE_SUBMITTED"
+    deliver(agent)
+    states = [body["task"]["status"]["state"] for _, body in Hook.received]
+    assert states == ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]
+
+
+def test_the_shared_worker_finds_every_declared_agent(hook: str) -> None:
+    """handlers/worker.py lists no agent: it imports the package and finds them all."""
+    from pflambda.a2a.agents import declare
+
+    found = declare("handlers")
+    assert {"research", "approval", "summarise"} <= set(found)
