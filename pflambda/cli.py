@@ -116,6 +116,19 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_runs(sub)
 
+    migrate = sub.add_parser(
+        "migrate", help="move a run the deployed flow refuses onto it: --map OLD=NEW"
+    )
+    migrate.add_argument("run_id")
+    migrate.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="a node id on the run's cursor and the node of the deployed flow it becomes "
+        "(full ids, e.g. Outer/Ask=Outer/Review); repeat for more",
+    )
+
     fork = sub.add_parser("fork", help="start a new run from a checkpoint of an old one")
     fork.add_argument("run_id")
     fork.add_argument("--at", type=int, required=True, help="the checkpoint's seq")
@@ -369,6 +382,19 @@ def _settings(pairs: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from pflambda.engine.migrate import parse_map
+    from pflambda.errors import ConfigError
+
+    try:
+        mapping = parse_map(args.map)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    record = _engine().migrate(args.run_id, mapping)
+    print(f"run {record.run_id} ({record.status}) now runs on flow {record.fingerprint}")
+    return 0
+
+
 def _cmd_fork(args: argparse.Namespace) -> int:
     update = _settings(args.set)
     engine = _engine()
@@ -462,6 +488,7 @@ _COMMANDS = {
     "cancel": _cmd_cancel,
     "runs": _cmd_runs,
     "fork": _cmd_fork,
+    "migrate": _cmd_migrate,
     "graph": _cmd_graph,
     "emulator": _cmd_emulator,
     "local": _cmd_local,

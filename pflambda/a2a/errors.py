@@ -163,7 +163,12 @@ _TABLE: tuple[tuple[type[BaseException], type[A2AError], str | None], ...] = (
     (core.RunExists, TaskNotFound, "task not found"),
     (ItemTooLarge, InvalidParams, "the message is too large to store: send less"),
     (core.InvalidRunState, UnsupportedOperation, None),
-    (core.FingerprintMismatch, UnsupportedOperation, "the agent changed since this task started"),
+    (
+        core.FingerprintMismatch,
+        UnsupportedOperation,
+        "the agent changed where this task is waiting; an operator can move the task onto "
+        "it with: pflambda migrate TASK_ID --map OLD=NEW",
+    ),
     (core.CheckpointConflict, UnsupportedOperation, "the task is being updated by another request"),
     (core.SerializationError, InvalidParams, "the message cannot be stored"),
     (core.RetryableError, InternalError, "temporarily unavailable, try again"),

@@ -12,11 +12,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pflambda.engine import codec
+from pflambda.engine import codec, compat
 from pflambda.engine.cursor import decode_cursor, encode_cursor
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.run import Live, StepEvent
-from pflambda.errors import FingerprintMismatch, InvalidRunState
+from pflambda.errors import InvalidRunState
 from pflambda.graph import describe
 from pflambda.stores.base import Checkpoint, RunRecord, RunStatus
 
@@ -107,22 +107,22 @@ def commit(
 def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
     """``record``'s run rebuilt from its latest snapshot and the deltas after it.
 
-    Writes nothing: a flow that changed shape is refused here, before any write, or
-    (allowed) its new fingerprint is in ``live.graph`` for the admitting write."""
+    Writes nothing: a flow whose shape changed where the run's cursor is (checked frame
+    by frame, :mod:`pflambda.engine.compat`) is refused here, before any write; otherwise
+    (or ``allow_changed_flow``) the new fingerprint is in ``live.graph`` for the admitting
+    write."""
     from pflambda.engine.driver import new_live
 
     graph = describe(load_flow(record.flow))
-    if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
-        raise FingerprintMismatch(
-            f"flow {record.flow} changed shape since run {record.run_id} started "
-            f"({record.fingerprint} -> {graph.fingerprint()})"
-        )
     ckpts = engine.store.load_checkpoints(record.run_id)
     if not ckpts:
         raise InvalidRunState(f"run {record.run_id} has no checkpoints")
     live = new_live(engine, record, graph, {})
     live.shared, body = live.tracker.load(ckpts)
     live.cursor = decode_cursor(body.cursor)
+    if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
+        compat.check(engine.blobs, record, graph, live.cursor)
+        compat.remember(engine.blobs, graph)
     live.seq = ckpts[-1].seq
     live.result = codec.decode(body.result)
     if live.cursor.frames:

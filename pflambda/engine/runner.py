@@ -22,7 +22,7 @@ from typing import Any
 from pflambda import limits
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
-from pflambda.engine import checkpoints, lease, lifecycle, texts
+from pflambda.engine import checkpoints, compat, lease, lifecycle, texts
 from pflambda.engine.cursor import Cursor, decode_cursor, encode_cursor
 from pflambda.engine.driver import drive, new_live
 from pflambda.engine.flowref import FlowSource, load_flow, ref_of
@@ -146,6 +146,7 @@ class Engine:
             lease_owner=driver,
             lease_until=ends,
         )
+        compat.remember(self.blobs, graph)
         live = new_live(self, record, graph, SharedView({} if shared is None else shared))
         live.driver, live.context = driver, context
         pending = live.tracker.prepare(
@@ -294,6 +295,13 @@ class Engine:
             return self.set_status(record, RunStatus.CANCELLED, expect={RunStatus.RUNNING})
         except InvalidRunState:
             return self.store.get_run(run_id)
+
+    def migrate(self, run_id: str, mapping: Mapping[str, str]) -> RunRecord:
+        """Move a run the deployed flow refuses onto it, renaming its cursor's node ids
+        (old full id -> new full id); see :mod:`pflambda.engine.migrate`."""
+        from pflambda.engine.migrate import migrate
+
+        return migrate(self, run_id, mapping)
 
     def fork(
         self,

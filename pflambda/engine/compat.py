@@ -1,0 +1,156 @@
+"""Whether a run can go on with the code deployed now: its cursor, checked frame by frame.
+
+pflambda replays nothing, so a redeploy only matters where a run *is*: the frames of its
+cursor. A run continues on new code when every frame still maps onto the new graph --
+
+- the frame's flow (``""`` for the root) exists, is a flow, and has the class it had;
+- the frame's next node exists, has the class it had, and sits in that same flow
+  (nesting is part of a node's path id, ``Outer/Inner``).
+
+Anything else may change: nodes added after the paused node, edges rewired, nodes the run
+has already passed removed or renamed. The classes the run's code had are kept once per
+graph fingerprint in the blob store (``shapes/<fingerprint>``, a few hundred bytes,
+written at most once per process and version), so the check costs one read -- and only
+when the fingerprint changed. When a frame does not map, :func:`check` raises
+:class:`~pflambda.errors.FingerprintMismatch` naming the frames and the way out
+(``pflambda migrate RUN --map OLD=NEW``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+
+from pflambda.blobs.base import BlobNotFound, BlobStore
+from pflambda.engine.cursor import Cursor, Frame
+from pflambda.errors import FingerprintMismatch
+from pflambda.graph import SEP, Graph, is_flow
+from pflambda.stores.base import RunRecord
+
+__all__ = ["check", "mismatches", "recall", "remap", "remember", "shape_of"]
+
+PREFIX = "shapes/"
+_remembered: weakref.WeakKeyDictionary[BlobStore, set[str]] = weakref.WeakKeyDictionary()
+"""Per blob store, the fingerprints this process has kept (one PUT per version)."""
+_lock = threading.Lock()
+
+
+def shape_of(graph: Graph) -> dict[str, str]:
+    """Every node id (``""`` for the root flow) -> its class, ``module.QualName``."""
+    shape = {"": _class(graph.root)}
+    shape.update({node_id: _class(node) for node_id, node in graph.nodes.items()})
+    return shape
+
+
+def _class(node: object) -> str:
+    cls = type(node)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def remember(blobs: BlobStore, graph: Graph) -> None:
+    """Keep ``graph``'s shape under its fingerprint (once per process and blob store)."""
+    fingerprint = graph.fingerprint()
+    with _lock:
+        if fingerprint in _remembered.get(blobs, ()):
+            return
+    text = json.dumps(shape_of(graph), sort_keys=True, separators=(",", ":"))
+    blobs.put(PREFIX + fingerprint, text.encode())
+    with _lock:
+        _remembered.setdefault(blobs, set()).add(fingerprint)
+
+
+def recall(blobs: BlobStore, fingerprint: str) -> dict[str, str] | None:
+    """The shape kept for ``fingerprint``; ``None`` if there is none (an older run)."""
+    try:
+        doc = json.loads(blobs.get(PREFIX + fingerprint))
+    except BlobNotFound:
+        return None
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
+
+
+def mismatches(old: Mapping[str, str] | None, graph: Graph, cursor: Cursor) -> list[str]:
+    """What of ``cursor`` does not map onto ``graph`` (empty: the run can go on).
+
+    ``old`` is the shape of the code that wrote the cursor; ``None`` checks only that
+    the frames' flows and nodes exist where the cursor says (an operator's mapping)."""
+    new = shape_of(graph)
+    problems: list[str] = []
+    for frame in cursor.frames:
+        for node_id, want_flow in _positions(frame):
+            problems += _position_problems(node_id, want_flow, old, new, graph)
+        inside = graph.parent.get(frame.node_id or "", frame.flow_id)
+        if frame.node_id is not None and frame.node_id in new and inside != frame.flow_id:
+            problems.append(f"{frame.node_id} is no longer inside {frame.flow_id or 'the root'}")
+    return problems
+
+
+def _positions(frame: Frame) -> Iterable[tuple[str, bool]]:
+    yield frame.flow_id, True
+    if frame.node_id is not None:
+        yield frame.node_id, False
+
+
+def _position_problems(
+    node_id: str,
+    want_flow: bool,
+    old: Mapping[str, str] | None,
+    new: Mapping[str, str],
+    graph: Graph,
+) -> list[str]:
+    shown = node_id or "the root flow"
+    if node_id not in new:
+        return [f"{shown} is not in the deployed flow"]
+    node = graph.root if node_id == "" else graph.nodes[node_id]
+    if want_flow and not is_flow(node):
+        return [f"{shown} is no longer a flow"]
+    if old is not None and node_id in old and old[node_id] != new[node_id]:
+        return [f"{shown} was a {old[node_id]}, is now a {new[node_id]}"]
+    if old is not None and node_id not in old:
+        return [f"{shown} was not in the run's flow"]
+    return []
+
+
+def check(blobs: BlobStore, record: RunRecord, graph: Graph, cursor: Cursor) -> None:
+    """Raise :class:`FingerprintMismatch` unless ``cursor`` (written by the code whose
+    fingerprint ``record`` holds) maps onto ``graph``, frame by frame."""
+    run_id, flow, fingerprint = record.run_id, record.flow, record.fingerprint
+    if graph.fingerprint() == fingerprint:
+        return
+    old = recall(blobs, fingerprint)
+    if old is None:
+        problems = [f"the shape of its flow ({fingerprint}) was not kept"]
+    else:
+        problems = mismatches(old, graph, cursor)
+    if problems:
+        raise FingerprintMismatch(
+            f"run {run_id} cannot go on with the deployed {flow} "
+            f"({fingerprint} -> {graph.fingerprint()}): {'; '.join(problems)}. "
+            f"Move it onto this code with: pflambda migrate {run_id} --map OLD=NEW"
+        )
+
+
+def remap(cursor: Cursor, mapping: Mapping[str, str]) -> Cursor:
+    """``cursor`` with node ids renamed by ``mapping`` (old full id -> new full id); a
+    renamed flow renames the ids inside it too (``Old/X`` -> ``New/X``)."""
+
+    def rename(node_id: str) -> str:
+        if node_id in mapping:
+            return mapping[node_id]
+        for old, new in sorted(mapping.items(), key=lambda kv: -len(kv[0])):
+            if old and node_id.startswith(old + SEP):
+                return new + node_id[len(old) :]
+        return node_id
+
+    frames = [
+        Frame(
+            **{
+                **vars(frame),
+                "flow_id": rename(frame.flow_id),
+                "node_id": None if frame.node_id is None else rename(frame.node_id),
+            }
+        )
+        for frame in cursor.frames
+    ]
+    return Cursor(frames)
