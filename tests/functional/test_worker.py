@@ -75,20 +75,30 @@ def test_bad_messages_are_reported_per_record(aws: None) -> None:
 
 
 def test_a_changed_flow_fails_the_run_with_the_reason(aws: None, monkeypatch: Any) -> None:
+    """The run stopped at the deadline after one step, waiting at Other; a deploy removed
+    Other: the worker cannot continue it and records why, naming the way out."""
+
+    class Context(FakeContext):
+        def get_remaining_time_in_millis(self) -> int:  # one step, then the deadline
+            self.remaining_ms -= 10_000
+            return self.remaining_ms
+
     engine = Settings.from_env().engine()
-    outcome = start_until_deadline(engine)
+    outcome = engine.start("tests.flows.sample:loop", {"limit": 6}, context=Context(55_000))
+    assert (outcome.stopped, outcome.seq) == ("deadline", 1)
     body = engine.queue.receive(10)[0].body
     import tests.flows.sample as sample
 
     original = sample.loop
 
-    def changed() -> Any:
+    def changed() -> Any:  # Count's "again" goes elsewhere: Other is gone
         flow = original()
-        flow.start_node.successors["x"] = sample.Finish(name="x")
+        flow.start_node.successors["again"] = sample.Finish(name="extra")
         return flow
 
     monkeypatch.setattr(sample, "loop", changed)
     assert Worker(engine)(sqs_event(body), FakeContext()) == {"batchItemFailures": []}
     record = engine.store.get_run(outcome.run_id)
     assert record.status == RunStatus.FAILED
-    assert "changed shape" in (record.error or "")
+    assert "Other is not in the deployed flow" in (record.error or "")
+    assert f"pflambda migrate {outcome.run_id} --map OLD=NEW" in (record.error or "")

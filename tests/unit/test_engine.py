@@ -275,7 +275,7 @@ def test_fork_starts_a_new_run_from_any_checkpoint(engine: Engine) -> None:
         engine.fork("r", 99)
 
 
-def test_changed_flow_is_refused_unless_allowed(
+def test_a_flow_changed_away_from_the_cursor_goes_on(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine.start("tests.flows.sample:loop", {"limit": 4}, run_id="r", max_steps=1)
@@ -289,7 +289,25 @@ def test_changed_flow_is_refused_unless_allowed(
         return flow
 
     monkeypatch.setattr(sample, "loop", changed)
-    with pytest.raises(FingerprintMismatch, match="changed shape"):
+    assert engine.resume("r").status == RunStatus.COMPLETED
+
+
+def test_a_changed_class_at_the_cursor_is_refused_unless_allowed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.start("tests.flows.sample:loop", {"limit": 4}, run_id="r", max_steps=1)
+    import tests.flows.sample as sample
+
+    def changed() -> Any:  # the run waits at Other; Other is now a Count
+        a, b, fin = sample.Count(), sample.Count(name="Other"), sample.Finish()
+        a - "again" >> b
+        b - "again" >> a
+        a - "done" >> fin
+        b - "done" >> fin
+        return sample.Flow(start=a)
+
+    monkeypatch.setattr(sample, "loop", changed)
+    with pytest.raises(FingerprintMismatch, match=r"Other was a tests\.flows\.sample\.Other"):
         engine.resume("r")
     assert engine.resume("r", allow_changed_flow=True).status == RunStatus.COMPLETED
 
