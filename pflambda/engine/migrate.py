@@ -59,10 +59,10 @@ def migrate(engine: Engine, run_id: str, mapping: Mapping[str, str]) -> RunRecor
         raise InvalidRunState(
             f"run {run_id} does not map onto {record.flow}: {'; '.join(problems)}"
         )
-    current = tracker.encode_shared(shared, None)
-    data, _ = tracker.build(current, encode_cursor(cursor), snapshot=True, result=body.result)
     seq = ckpts[-1].seq + 1
-    step = checkpoints.checkpoint(engine, record, seq, data, True, action="migrate")
+    cursor_json = encode_cursor(cursor)
+    data = tracker.prepare(shared, cursor_json, seq=seq, snapshot=True, result=body.result).body
+    step = checkpoints.checkpoint(engine, record, seq, data, True, action="migrate", base=seq)
     compat.remember(engine.blobs, graph)
     changes = {"fingerprint": graph.fingerprint(), "updated_at": engine.clock.now()}
     engine.store.commit_step(step, changes, expect_status={record.status})
