@@ -81,3 +81,9 @@ MAX_RECEIVES = 6
 """The work queue's RedrivePolicy ``maxReceiveCount`` (template.yaml, the emulator): a
 message received this many times without success goes to the dead-letter queue. The
 worker fails a fanned-out chunk itself on this receive (``Engine.max_attempts`` + 1)."""
+
+LIST_SHARDS = 64
+"""Partitions per owner (and agent) in each listing index: a run's index writes go to one
+of them by a hash of its id, so one principal's runs spread over this many partitions
+(see docs/deploy.md for the arithmetic); a listing merges this many Queries. Raising it
+later is safe (old runs stay in the lower shards); lowering it hides runs."""

@@ -20,6 +20,7 @@ from pflambda.a2a import jsonrpc, rest
 from pflambda.a2a.auth import Unauthorized, principal_of
 from pflambda.a2a.call import Call, declared_version
 from pflambda.a2a.card import build_card, card_etag, media_accepted
+from pflambda.a2a.listing import ListQuery
 from pflambda.a2a.model import TaskState
 from pflambda.a2a.tasks import TaskService
 from pflambda.a2a.wire import (
@@ -201,22 +202,27 @@ class Dispatcher:
         include = p.get("includeArtifacts")
         if include is not None and not isinstance(include, bool):
             raise err.InvalidParams("params.includeArtifacts must be true or false")
+        query = ListQuery(
+            context_id=None if context is None else check_id(context, "params.contextId"),
+            status=state,
+            page_size=size,
+            page_token=token,
+            history_length=whole_number(p.get("historyLength"), "params.historyLength"),
+            include_artifacts=bool(include),
+        )
         try:
-            tasks, token = self.tasks.list(
-                call.caller,
-                context_id=None if context is None else check_id(context, "params.contextId"),
-                status=state,
-                page_size=size,
-                page_token=token,
-                history_length=whole_number(p.get("historyLength"), "params.historyLength"),
-                include_artifacts=bool(include),
-            )
+            page = self.tasks.list(call.caller, query)
         except ConfigError:  # the store could not read the token
             raise err.InvalidParams(
                 "params.pageToken is not a token this agent gave: start again without it"
             ) from None
-        rendered = [render_task(t, call.version) for t in tasks]
-        return {"tasks": rendered, "nextPageToken": token or "", "pageSize": size}
+        rendered = [render_task(t, call.version) for t in page.tasks]
+        return {
+            "tasks": rendered,
+            "nextPageToken": page.next_token or "",
+            "pageSize": size,
+            "totalSize": page.total_size,
+        }
 
     def cancel(self, call: Call) -> Any:
         task_id = self._task_id(call)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import history
 from pflambda.a2a.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
+from pflambda.a2a.listing import ListQuery, TaskPage, list_tasks
 from pflambda.a2a.model import (
     Artifact,
     ArtifactUpdate,
@@ -52,6 +53,8 @@ _STATES = {
     RunStatus.FAILED: TaskState.FAILED,
     RunStatus.CANCELLED: TaskState.CANCELED,
 }
+_ASKED_STATES = frozenset({TaskState.REJECTED.value, TaskState.AUTH_REQUIRED.value})
+"""States a flow can ask for (see ``Agent``): stored in the run's summary."""
 _NAMESPACE = uuid.UUID("7a1f3c52-2b8e-4c39-9a51-6d0f8e2b4c10")
 
 
@@ -88,10 +91,23 @@ class TaskService:
             record = self.engine.store.get_run(task_id)
         except RunNotFound:
             raise TaskNotFound(f"task {task_id} not found") from None
-        a2a = record.attrs.get("a2a", {})
-        if record.owner != caller.principal or a2a.get("agent") != self.agent.name:
+        if record.owner != caller.principal or record.agent != self.agent.name:
             raise TaskNotFound(f"task {task_id} not found")
         return record
+
+    def state_of(self, record: RunRecord) -> TaskState:
+        """The task state of a run, from what its listing holds (status and summary)."""
+        asked = record.summary.get("state")
+        if record.status in (RunStatus.PAUSED, RunStatus.FAILED) and asked in _ASKED_STATES:
+            return TaskState(asked)
+        state = _STATES[record.status]
+        if (
+            state is TaskState.WORKING
+            and record.summary.get("submitted")
+            and record.updated_at == record.created_at
+        ):
+            return TaskState.SUBMITTED
+        return state
 
     def task(
         self,
@@ -100,19 +116,15 @@ class TaskService:
         history_length: int | None = None,
         artifacts: bool = True,
         shared: dict[Any, Any] | None = None,
+        closing: bool = True,
     ) -> Task:
-        """The A2A view of a run."""
-        state = _STATES[record.status]
+        """The A2A view of a run. ``closing=False`` leaves out what only the final state
+        tells (a completed task's reply), so nothing but the record is read."""
+        state = self.state_of(record)
         a2a = record.attrs.get("a2a", {})
-        if (
-            state is TaskState.WORKING
-            and a2a.get("submitted")
-            and record.updated_at == record.created_at
-        ):
-            state = TaskState.SUBMITTED
         outputs: tuple[Artifact, ...] = ()
         message = None
-        if record.status == RunStatus.COMPLETED:
+        if record.status == RunStatus.COMPLETED and (closing or artifacts):
             if shared is None:
                 shared = self.engine.state(record.run_id)[0]
             outputs = tuple(self.agent.artifacts(shared, record.run_id))
@@ -122,7 +134,10 @@ class TaskService:
             question = self.engine.prompt(record) or ""
             message = self._agent_message(record, f"ask-{record.updated_at}", question)
         elif record.status == RunStatus.FAILED:
-            message = self._agent_message(record, "error", self.agent.describe_error(record.error))
+            text = record.prompt if state is TaskState.REJECTED else None
+            message = self._agent_message(
+                record, "error", text or self.agent.describe_error(record.error)
+            )
         entries = list(a2a.get("history", []))
         if history_length is not None:  # slice first: only the messages shown are read
             entries = entries[-history_length:] if history_length else []
@@ -148,31 +163,9 @@ class TaskService:
         """GetTask."""
         return self.task(self.record(task_id, caller), history_length=history_length)
 
-    def list(
-        self,
-        caller: Caller,
-        *,
-        context_id: str | None = None,
-        status: TaskState | None = None,
-        page_size: int = 50,
-        page_token: str | None = None,
-        history_length: int | None = None,
-        include_artifacts: bool = False,
-    ) -> tuple[list[Task], str | None]:
-        """ListTasks: the caller's tasks of this agent, newest first."""
-        page = self.engine.store.list_runs(
-            limit=page_size, next_token=page_token, context_id=context_id, owner=caller.principal
-        )
-        tasks = []
-        for record in page.runs:
-            if record.attrs.get("a2a", {}).get("agent") != self.agent.name:
-                continue
-            if status is not None and _STATES[record.status] is not status:
-                continue
-            tasks.append(
-                self.task(record, history_length=history_length, artifacts=include_artifacts)
-            )
-        return tasks, page.next_token
+    def list(self, caller: Caller, query: ListQuery) -> TaskPage:
+        """ListTasks: the caller's tasks of this agent, most recently updated first."""
+        return list_tasks(self, caller, query)
 
     # -- sending --------------------------------------------------------------------
 
@@ -301,7 +294,6 @@ class TaskService:
             "agent": self.agent.name,
             "protocol": caller.protocol,
             "history": [history.store(self.engine.blobs, run_id, message.to_json())],
-            "submitted": not config.blocking,
         }
         if config.push is not None:
             a2a["push"] = {config.push.id or "default": config.push.to_json()}
@@ -313,8 +305,10 @@ class TaskService:
                 shared,
                 run_id=run_id,
                 owner=caller.principal,
+                agent=self.agent.name,
                 context_id=context_id,
                 attrs={"a2a": a2a},
+                summary={"submitted": True} if not config.blocking else {},
                 context=caller.deadline,
                 max_steps=None if config.blocking else 0,
                 on_step=on_step,

@@ -106,8 +106,10 @@ class Engine:
         *,
         run_id: str | None = None,
         owner: str | None = None,
+        agent: str | None = None,
         context_id: str | None = None,
         attrs: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
         context: Deadline | None = None,
         max_steps: int | None = None,
         on_step: StepCallback | None = None,
@@ -140,11 +142,13 @@ class Engine:
             created_at=now,
             updated_at=now,
             owner=owner,
+            agent=agent,
             context_id=context_id,
             expires_at=self.expiry(),
             attrs=dict(attrs or {}),
             lease_owner=driver,
             lease_until=ends,
+            summary=dict(summary or {}),
         )
         compat.remember(self.blobs, graph)
         live = new_live(self, record, graph, SharedView({} if shared is None else shared))
@@ -338,6 +342,7 @@ class Engine:
             created_at=now,
             updated_at=now,
             owner=source.owner,
+            agent=source.agent,
             context_id=source.context_id,
             expires_at=self.expiry(),
             attrs={

@@ -15,8 +15,10 @@ from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from pflambda.errors import ConfigError, InvalidRunState
-from pflambda.limits import DYNAMODB_MAX_ITEM_BYTES
+from pflambda.limits import DYNAMODB_MAX_ITEM_BYTES, LIST_SHARDS
+from pflambda.stores._listing import PROJECTED, index_keys, status_key, time_key
 from pflambda.stores.base import (
+    SUMMARY_LIMIT,
     UPDATABLE,
     Checkpoint,
     CheckpointInfo,
@@ -38,8 +40,6 @@ to 400,000 keeps memory, moto and DynamoDB in agreement.
 
 META: Final = "META"
 CKPT_PREFIX: Final = "CKPT#"
-RUNS_PARTITION: Final = "RUNS"
-"""``gsi1pk`` of every run: ``gsi1`` lists all runs, newest first."""
 LEASE_PREFIX: Final = "LEASE#"
 LEASE_SHARDS: Final = 4
 """Partitions of the sparse lease index (``gsi3``): the sweeper reads each one."""
@@ -65,6 +65,8 @@ _RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "prompt_ref": ("prompt_ref", "str"),
     "lease_owner": ("lease_owner", "str"),
     "lease_until": ("lease_until", "float"),
+    "agent": ("agent", "str"),
+    "summary": ("summary", "json"),
 }
 _NULLABLE: Final = frozenset(
     {
@@ -77,6 +79,7 @@ _NULLABLE: Final = frozenset(
         "lease_owner",
         "lease_until",
         "prompt_ref",
+        "agent",
     }
 )
 
@@ -89,16 +92,6 @@ def run_pk(run_id: str) -> str:
 def checkpoint_sk(seq: int) -> str:
     """The sort key of checkpoint ``seq``: zero-padded, so keys sort by step."""
     return f"{CKPT_PREFIX}{seq:012d}"
-
-
-def context_pk(context_id: str) -> str:
-    """``gsi2pk`` of a run with a context: ``gsi2`` lists one context's runs."""
-    return f"CTX#{context_id}"
-
-
-def list_sort_key(created_at: float, run_id: str) -> str:
-    """``gsi1sk``: creation time as a fixed-width string, then the id; sorts like time."""
-    return f"{max(created_at, 0.0):020.6f}#{run_id}"
 
 
 def lease_pk(run_id: str) -> str:
@@ -154,20 +147,39 @@ def _decode(kind: str, value: Mapping[str, Any]) -> Any:
     return str(value["S"])
 
 
-def run_item(record: RunRecord) -> Item:
-    """The ``META`` item of a run, index keys included."""
+def run_item(record: RunRecord, shards: int = LIST_SHARDS) -> Item:
+    """The ``META`` item of a run, index keys included (see :mod:`._listing`)."""
+    check_summary(record.summary)
     item = run_key(record.run_id)
     for name, (attr, kind) in _RUN_FIELDS.items():
         value = getattr(record, name)
-        if value is not None:
-            item[attr] = _encode(kind, value)
-    sort_key = {"S": list_sort_key(record.created_at, record.run_id)}
-    item |= {"gsi1pk": {"S": RUNS_PARTITION}, "gsi1sk": sort_key}
-    if record.context_id is not None:
-        item["gsi2pk"] = {"S": context_pk(record.context_id)}
+        if value is None or (name == "summary" and not value):
+            continue
+        item[attr] = _encode(kind, value)
     if record.lease_until is not None and record.status == RunStatus.RUNNING:
         item |= {k: v for k, v in lease_index(record.run_id, record.lease_until).items() if v}
-    return item
+    return item | index_attrs(item, shards)
+
+
+def index_attrs(item: Mapping[str, Any], shards: int = LIST_SHARDS) -> Item:
+    """The index keys of a ``META`` item, from the fields it holds."""
+    keys = index_keys(
+        run_id=item["run_id"]["S"],
+        owner=item["owner"]["S"] if "owner" in item else None,
+        agent=item["agent"]["S"] if "agent" in item else None,
+        context_id=item["context_id"]["S"] if "context_id" in item else None,
+        status=item["status"]["S"],
+        updated_at=float(item["updated_at"]["N"]),
+        shards=shards,
+    )
+    return {name: {"S": value} for name, value in keys.items()}
+
+
+def check_summary(summary: Mapping[str, Any]) -> None:
+    """Refuse a ``summary`` larger than :data:`SUMMARY_LIMIT` as JSON."""
+    size = len(json.dumps(dict(summary), separators=(",", ":")).encode("utf-8"))
+    if size > SUMMARY_LIMIT:
+        raise ItemTooLarge(f"a run summary is {size} bytes as JSON; the limit is {SUMMARY_LIMIT}")
 
 
 def run_from_item(item: Mapping[str, Any]) -> RunRecord:
@@ -178,6 +190,11 @@ def run_from_item(item: Mapping[str, Any]) -> RunRecord:
         if attr in item
     }
     return RunRecord(**fields)
+
+
+def listed_from_item(item: Mapping[str, Any]) -> RunRecord:
+    """The run as the listing indexes hold it: every field but ``attrs``."""
+    return run_from_item({attr: value for attr, value in item.items() if attr in PROJECTED})
 
 
 def update_values(run_id: str, changes: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
@@ -199,8 +216,16 @@ def update_values(run_id: str, changes: Mapping[str, Any]) -> dict[str, dict[str
         attr, kind = _RUN_FIELDS[name]
         if value is None and name not in _NULLABLE:
             raise ConfigError(f"update_run cannot set {name} to None")
+        if name == "summary":
+            check_summary(value)
         values[attr] = None if value is None else _encode(kind, value)
     return values
+
+
+def moved_keys(run_id: str, status: str, updated_at: float) -> dict[str, dict[str, Any]]:
+    """The sort keys an update of ``status``/``updated_at`` rewrites (the partitions stay)."""
+    lsk = time_key(updated_at, run_id)
+    return {"lsk": {"S": lsk}, "ssk": {"S": status_key(status, lsk)}}
 
 
 def refused(run_id: str, status: RunStatus | str, expect: Collection[RunStatus]) -> InvalidRunState:

@@ -12,7 +12,12 @@ implementation to:
 - Reads return copies: mutating a returned record changes nothing stored.
 - Items larger than DynamoDB's 400 KB are refused with :class:`ItemTooLarge` by every
   store, the in-memory one included.
-- Listing runs never scans: it reads an index (newest first), optionally by context.
+- Listing runs never scans and never reads other principals' runs to list one
+  principal's: it reads indexes partitioned by owner and agent (and context), sorted by
+  last update (newest first), with a status filter in the key; the operator's listing
+  (no owner or agent) reads a sharded index of every run. A page token is a position in
+  update-time order: a run not updated while one pages through is listed exactly once
+  (one updated meanwhile moves to the top). Listed records carry no ``attrs``.
 - A running run carries a lease (``lease_owner`` + ``lease_until``): the invocation
   that drives it, and until when. The lease is in a sparse index while it is set, so
   :meth:`Store.list_stalled` finds the runs whose lease expired without reading any
@@ -62,6 +67,10 @@ TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED
 """Statuses a run never leaves."""
 
 
+SUMMARY_LIMIT = 1024
+"""Bytes a run's ``summary`` may take as compact JSON."""
+
+
 class ItemTooLarge(TerminalError):
     """A record would exceed the store's item size limit."""
 
@@ -104,7 +113,13 @@ class RunRecord:
     expires_at: int | None = None
     """Epoch seconds after which the store may delete the run (DynamoDB TTL)."""
     attrs: Mapping[str, Any] = field(default_factory=dict)
-    """Free JSON metadata for upper layers (e.g. the A2A task's history)."""
+    """Free JSON metadata for upper layers (e.g. the A2A task's history). Not in the
+    listing indexes: records from :meth:`Store.list_runs` have it empty."""
+    agent: str | None = None
+    """The agent that serves the run; with ``owner``, what the listing indexes partition by."""
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    """Small JSON (at most :data:`SUMMARY_LIMIT` bytes) that listings carry, for upper
+    layers that render a run from its listing alone (e.g. A2A's ListTasks)."""
     lease_owner: str | None = None
     """Who drives the run now: an invocation, a queue message, or ``queued`` (any
     continuation may take it over)."""
@@ -130,6 +145,7 @@ UPDATABLE = frozenset(
         "lease_owner",
         "lease_until",
         "prompt_ref",
+        "summary",
     }
 )
 """Fields ``update_run`` may change."""
@@ -317,8 +333,25 @@ class Store(Protocol):
         next_token: str | None = None,
         context_id: str | None = None,
         owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
     ) -> Page:
-        """Runs, newest first; only ``context_id``'s / ``owner``'s when given."""
+        """Runs, most recently updated first (ties by id); only those matching every
+        filter given. A full page is never followed by an empty one with a token only
+        because of filters: the store reads on until the page fills or the runs end.
+        ``limit`` from 1 up; a bad ``next_token`` is a :class:`ConfigError`."""
+        ...
+
+    def count_runs(
+        self,
+        *,
+        context_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+    ) -> int:
+        """How many runs ``list_runs`` with these filters would list in all its pages.
+        Exact, and it reads every matching index entry (see docs/deploy.md for the cost)."""
         ...
 
     def create_fanout(self, fanout: FanOut) -> FanOut:

@@ -5,17 +5,17 @@ Layout (see DESIGN.md §4; items are built in :mod:`pflambda.stores._item`):
 ========================  ==================  =========================================
 pk                        sk                  holds
 ========================  ==================  =========================================
-``RUN#<id>``              ``META``            the run; ``gsi1pk``/``gsi1sk`` (and
-                                              ``gsi2pk`` with a context) index it
+``RUN#<id>``              ``META``            the run; ``lpk``/``lsk``/``ssk``/``apk``
+                                              (and ``cpk``) index it for listing
 ``RUN#<id>``              ``CKPT#<seq:012d>`` one committed step; ``size`` = body length
 ``RUN#<id>``              ``FAN#<seq:012d>``  a fan-out header; ``done`` counts chunks
 ``RUN#<id>``              ``FAN#<seq>#CHUNK#  one chunk's results (see
                           <chunk:08d>``       :mod:`pflambda.stores._fanout_items`)
 ========================  ==================  =========================================
 
-``gsi1`` (``gsi1pk`` = ``RUNS``, ``gsi1sk`` = created-at + ``#`` + id) lists all runs
-newest first; ``gsi2`` (``gsi2pk`` = ``CTX#<context id>``, same sort key ``gsi1sk``)
-lists one context's. ``gsi3`` is the sparse lease index: ``gsi3pk`` = ``LEASE#<shard>``,
+Four indexes list runs by owner and agent (by status, by context) or all of them, each
+sharded and sorted by last update (see :mod:`pflambda.stores._listing`); they project
+the run without ``attrs``. ``gsi3`` is the sparse lease index: ``gsi3pk`` = ``LEASE#<shard>``,
 ``gsi3sk`` = lease end + ``#`` + id, present only while a run is leased, so the sweeper
 reads only runs whose lease lapsed. A ``CKPT#`` item with a ``marker`` attribute only
 claims its step (a cancel): loads and timelines skip it. ``ttl`` holds ``expires_at``.
@@ -25,9 +25,6 @@ run, a step with a status change, recording a chunk): nothing here scans.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -42,7 +39,8 @@ from pflambda.errors import (
     RunExists,
     RunNotFound,
 )
-from pflambda.limits import MARKER_CANCEL, SNAPSHOT_EVERY
+from pflambda.limits import LIST_SHARDS, MARKER_CANCEL, SNAPSHOT_EVERY
+from pflambda.stores._dynamo_listing import count_items, list_items
 from pflambda.stores._fanout_items import (
     cancelled,
     chunk_from_item,
@@ -61,17 +59,17 @@ from pflambda.stores._item import (
     LEASE_PREFIX,
     LEASE_SHARDS,
     MARKER,
-    RUNS_PARTITION,
     Item,
     check_size,
     checkpoint_from_item,
     checkpoint_item,
     checkpoint_sk,
-    context_pk,
     info_from_item,
     is_marker,
     lease_sk,
+    listed_from_item,
     marker_item,
+    moved_keys,
     refused,
     run_from_item,
     run_item,
@@ -79,6 +77,7 @@ from pflambda.stores._item import (
     run_pk,
     update_values,
 )
+from pflambda.stores._listing import INDEXES, PROJECTED, Scope, decode_token, encode_token
 from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
@@ -100,7 +99,7 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
     "BillingMode": "PAY_PER_REQUEST",
     "AttributeDefinitions": [
         {"AttributeName": name, "AttributeType": _S}
-        for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi3pk", "gsi3sk")
+        for name in ("pk", "sk", "lpk", "lsk", "ssk", "cpk", "apk", "gsi3pk", "gsi3sk")
     ],
     "KeySchema": [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -110,12 +109,12 @@ TABLE_SCHEMA: Final[dict[str, Any]] = {
         {
             "IndexName": index,
             "KeySchema": [
-                {"AttributeName": f"{index}pk", "KeyType": "HASH"},
-                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                {"AttributeName": hash_key, "KeyType": "HASH"},
+                {"AttributeName": range_key, "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "ALL"},
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(PROJECTED)},
         }
-        for index in ("gsi1", "gsi2")
+        for index, hash_key, range_key in INDEXES
     ]
     + [
         {
@@ -167,6 +166,8 @@ _TTL_UNSUPPORTED = frozenset({"UnknownOperationException", "NotImplemented"})
 _LOAD_PAGE = SNAPSHOT_EVERY + 1
 """Items per page when loading: one snapshot interval fits one page. Paging goes on
 until a snapshot is found, so a run written with sparser snapshots still loads right."""
+_GUARD_ATTEMPTS = 5
+"""Tries of an update whose index keys depend on a field read just before."""
 _INFO_FIELDS = (
     "seq",
     "node_id",
@@ -229,9 +230,16 @@ def _translated(what: str) -> Iterator[None]:
 class DynamoDBStore:
     """A :class:`~pflambda.stores.base.Store` on one DynamoDB table (see module doc)."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    def __init__(
+        self, table_name: str, client: DynamoDBClient, *, shards: int = LIST_SHARDS
+    ) -> None:
+        """``shards``: partitions per owner in each listing index; every writer and
+        reader of one table must agree on it (see :data:`~pflambda.limits.LIST_SHARDS`)."""
+        if shards < 1:
+            raise ConfigError(f"shards must be at least 1, not {shards}")
         self._table = table_name
         self._client = client
+        self._shards = shards
 
     def _put_new(self, item: Item, what: str) -> bool:
         """PutItem only if the key is free; False if it was taken (one request)."""
@@ -248,14 +256,14 @@ class DynamoDBStore:
 
     def create_run(self, record: RunRecord) -> None:
         """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
-        item = run_item(record)
+        item = run_item(record, self._shards)
         check_size(item, f"run {record.run_id}")
         if not self._put_new(item, f"create run {record.run_id}"):
             raise RunExists(f"run {record.run_id} already exists")
 
     def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
         """One TransactWriteItems: the ``META`` item and checkpoint 0, each if new."""
-        item = run_item(record)
+        item = run_item(record, self._shards)
         check_size(item, f"run {record.run_id}")
         step = checkpoint_item(checkpoint)
         check_size(step, f"checkpoint {checkpoint.seq} of run {record.run_id}")
@@ -305,7 +313,12 @@ class DynamoDBStore:
         *,
         expect_status: Collection[RunStatus] | None = None,
     ) -> RunRecord:
-        """One conditional UpdateItem of only the named fields; ``None`` removes one."""
+        """One conditional UpdateItem of only the named fields; ``None`` removes one.
+
+        A change of ``status`` or ``updated_at`` also moves the run's index sort keys,
+        which need both: when one is neither given nor implied by ``expect_status``, it
+        is read first and the write is conditional on it not having changed since.
+        """
         values = update_values(run_id, changes)
         if not values or (expect_status is not None and not expect_status):
             record = self.get_run(run_id)
@@ -313,24 +326,51 @@ class DynamoDBStore:
                 raise refused(run_id, record.status, expect_status)
             return record
         check_size({k: v for k, v in values.items() if v}, f"the changes to run {run_id}")
-        request = _update_request(values, expect_status)
-        with _translated(f"update run {run_id}"):
-            try:
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key=run_key(run_id),
-                    ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    **request,
-                )
-            except ClientError as err:
-                if _code(err) != _CONDITION_FAILED:
-                    raise
-                current = cast("Mapping[str, Any]", err.response).get("Item")
-                if current is None:
-                    raise RunNotFound(f"no run {run_id}") from None
-                raise refused(run_id, current["status"]["S"], expect_status or ()) from None
-        return run_from_item(response["Attributes"])
+        for _ in range(_GUARD_ATTEMPTS):
+            guard, moved = self._moved_keys(run_id, changes, expect_status)
+            request = _update_request(values | moved, expect_status, guard)
+            with _translated(f"update run {run_id}"):
+                try:
+                    response = self._client.update_item(
+                        TableName=self._table,
+                        Key=run_key(run_id),
+                        ReturnValues="ALL_NEW",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                        **request,
+                    )
+                except ClientError as err:
+                    if _code(err) != _CONDITION_FAILED:
+                        raise
+                    current = cast("Mapping[str, Any]", err.response).get("Item")
+                    if current is None:
+                        raise RunNotFound(f"no run {run_id}") from None
+                    if expect_status is None or current["status"]["S"] in expect_status:
+                        continue  # the guarded field moved under us: read and try again
+                    raise refused(run_id, current["status"]["S"], expect_status) from None
+            return run_from_item(response["Attributes"])
+        raise RetryableError(f"update run {run_id}: it kept changing under the update")
+
+    def _moved_keys(
+        self, run_id: str, changes: Mapping[str, Any], expect: Collection[RunStatus] | None
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """``(guard, keys)``: the index sort keys an update moves, and the attributes
+        read to compute them that the write must find unchanged."""
+        if "status" not in changes and "updated_at" not in changes:
+            return {}, {}
+        status = changes.get("status")
+        if status is None and expect is not None and len(set(expect)) == 1:
+            (status,) = set(expect)
+        updated = changes.get("updated_at")
+        guard: dict[str, dict[str, Any]] = {}
+        if status is None or updated is None:
+            current = self.get_run(run_id)
+            if status is None:
+                status = current.status
+                guard["status"] = {_S: RunStatus(status).value}
+            if updated is None:
+                updated = current.updated_at
+                guard["updated_at"] = {"N": repr(float(updated))}
+        return guard, moved_keys(run_id, RunStatus(status).value, float(updated))
 
     def put_checkpoint(self, checkpoint: Checkpoint) -> None:
         """One conditional PutItem; CheckpointConflict if the step is already there."""
@@ -355,11 +395,12 @@ class DynamoDBStore:
         check_size(step, what)
         values = update_values(run_id, changes)
         check_size({k: v for k, v in values.items() if v}, f"the changes to run {run_id}")
+        guard, moved = self._moved_keys(run_id, changes, expect_status)
         update = {
             "TableName": self._table,
             "Key": run_key(run_id),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            **_update_request(values, expect_status),
+            **_update_request(values | moved, expect_status, guard),
         }
         items = [
             {
@@ -379,6 +420,8 @@ class DynamoDBStore:
         current = reasons[1].get("Item")
         if not current:
             raise RunNotFound(f"no run {run_id}")
+        if guard and current["status"]["S"] in expect_status:
+            raise RetryableError(f"commit {what}: the run changed under the commit")
         raise refused(run_id, current["status"]["S"], expect_status)
 
     def acquire_lease(
@@ -397,7 +440,8 @@ class DynamoDBStore:
         values = update_values(
             run_id, {**(changes or {}), "lease_owner": owner, "lease_until": until}
         )
-        request = _update_request(values, expect_status)
+        guard, moved = self._moved_keys(run_id, changes or {}, expect_status)
+        request = _update_request(values | moved, expect_status, guard)
         owners = {f":holder{i}": {_S: name} for i, name in enumerate([owner, *takeover])}
         request["ConditionExpression"] += (
             " AND (attribute_not_exists(#lease_until) OR #lease_until <= :now"
@@ -426,6 +470,8 @@ class DynamoDBStore:
                 holder = run_from_item(current)
                 if holder.status not in expect_status:
                     raise refused(run_id, holder.status, expect_status) from None
+                if any(current.get(attr) != value for attr, value in guard.items()):
+                    raise RetryableError(f"lease run {run_id}: it changed meanwhile") from None
                 raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now) from None
         return run_from_item(response["Attributes"])
 
@@ -583,32 +629,36 @@ class DynamoDBStore:
         next_token: str | None = None,
         context_id: str | None = None,
         owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
     ) -> Page:
-        """Runs newest first from ``gsi1`` (or ``gsi2`` for a context); owner is a filter.
-
-        Each Query asks for one item more than the page still needs, so a full page
-        knows whether anything follows it without an extra round trip.
-        """
+        """One Query per shard partition of the chosen index, merged by update time
+        (see :mod:`pflambda.stores._dynamo_listing`)."""
         if limit < 1:
             raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
-        request, key_attrs = _list_request(self._table, context_id, owner)
-        start = _decode_token(next_token)
-        found: list[Item] = []
-        while True:
-            need = limit - len(found)
-            request["Limit"] = need + 1
-            if start is not None:
-                request["ExclusiveStartKey"] = start
-            with _translated("list runs"):
-                response = self._client.query(**request)
-            items = response.get("Items", [])
-            found += items[:need]
-            start = response.get("LastEvaluatedKey")
-            if len(found) == limit and (len(items) > need or start is not None):
-                token = _encode_token({name: found[-1][name] for name in key_attrs})
-                return Page([run_from_item(item) for item in found], token)
-            if len(found) == limit or start is None:
-                return Page([run_from_item(item) for item in found])
+        after = decode_token(next_token)
+        scope = Scope.of(owner, agent, context_id, status)
+        items, more = list_items(
+            self._query, self._table, scope, limit=limit, after=after, shards=self._shards
+        )
+        token = encode_token(items[-1]["lsk"][_S]) if more else None
+        return Page([listed_from_item(item) for item in items], token)
+
+    def count_runs(
+        self,
+        *,
+        context_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+    ) -> int:
+        """A ``Select=COUNT`` Query per shard partition, paged: reads every match."""
+        scope = Scope.of(owner, agent, context_id, status)
+        return count_items(self._query, self._table, scope, self._shards)
+
+    def _query(self, request: dict[str, Any]) -> dict[str, Any]:
+        with _translated("list runs"):
+            return dict(self._client.query(**request))
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """One conditional PutItem; if the header is there, a consistent GetItem of it."""
@@ -685,9 +735,12 @@ class DynamoDBStore:
 
 
 def _update_request(
-    values: Mapping[str, dict[str, Any] | None], expect: Collection[RunStatus] | None
+    values: Mapping[str, dict[str, Any] | None],
+    expect: Collection[RunStatus] | None,
+    guard: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """UpdateExpression and friends: SET the given attributes, REMOVE the ``None`` ones."""
+    """UpdateExpression and friends: SET the given attributes, REMOVE the ``None`` ones;
+    the run must exist, have an expected status, and hold the ``guard`` values."""
     names = {f"#{attr}": attr for attr in values}
     sets = [f"#{attr} = :{attr}" for attr, value in values.items() if value is not None]
     removes = [f"#{attr}" for attr, value in values.items() if value is None]
@@ -698,6 +751,10 @@ def _update_request(
         condition += f" AND #status IN ({', '.join(wanted)})"
         names["#status"] = "status"
         bound |= wanted
+    for attr, value in (guard or {}).items():
+        condition += f" AND #{attr} = :was_{attr}"
+        names[f"#{attr}"] = attr
+        bound[f":was_{attr}"] = value
     clauses = ([f"SET {', '.join(sets)}"] if sets else []) + (
         [f"REMOVE {', '.join(removes)}"] if removes else []
     )
@@ -709,45 +766,3 @@ def _update_request(
     if bound:
         request["ExpressionAttributeValues"] = bound
     return request
-
-
-def _list_request(
-    table: str, context_id: str | None, owner: str | None
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The Query for one listing, and the key attributes a page token must carry."""
-    if context_id is None:
-        index, partition_attr, partition = "gsi1", "gsi1pk", RUNS_PARTITION
-    else:
-        index, partition_attr, partition = "gsi2", "gsi2pk", context_pk(context_id)
-    request: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": index,
-        "KeyConditionExpression": "#part = :part",
-        "ExpressionAttributeNames": {"#part": partition_attr},
-        "ExpressionAttributeValues": {":part": {_S: partition}},
-        "ScanIndexForward": False,
-    }
-    if owner is not None:
-        request["FilterExpression"] = "#owner = :owner"
-        request["ExpressionAttributeNames"]["#owner"] = "owner"
-        request["ExpressionAttributeValues"][":owner"] = {_S: owner}
-    return request, ("pk", "sk", partition_attr, "gsi1sk")
-
-
-def _encode_token(key: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
-
-
-def _decode_token(token: str | None) -> dict[str, Any] | None:
-    if token is None:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error) as err:
-        raise ConfigError(f"invalid list_runs next_token {token!r}") from err
-    valid = isinstance(key, dict) and all(
-        isinstance(value, dict) and isinstance(value.get(_S), str) for value in key.values()
-    )
-    if not valid:
-        raise ConfigError(f"invalid list_runs next_token {token!r}")
-    return dict(key)

@@ -7,9 +7,6 @@ decodes a fresh copy: mutating what a read returned changes nothing stored.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
@@ -29,16 +26,18 @@ from pflambda.stores._item import (
     check_size,
     checkpoint_from_item,
     checkpoint_item,
-    context_pk,
+    index_attrs,
     info_from_item,
     is_marker,
     lease_sk,
+    listed_from_item,
     marker_item,
     refused,
     run_from_item,
     run_item,
     update_values,
 )
+from pflambda.stores._listing import Scope, decode_token, encode_token
 from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
@@ -125,6 +124,7 @@ class MemoryStore:
                 item.pop(attr, None)
             else:
                 item[attr] = value
+        item |= index_attrs(item)
         check_size(item, f"run {run_id}")
         return item
 
@@ -252,24 +252,38 @@ class MemoryStore:
         next_token: str | None = None,
         context_id: str | None = None,
         owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
     ) -> Page:
-        """Runs, newest first (by creation time, then id); only the matching ones."""
+        """Runs, most recently updated first (then by id); only the matching ones."""
         if limit < 1:
             raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
-        start = _decode_token(next_token)
+        after = decode_token(next_token)
+        matching = self._matching(Scope.of(owner, agent, context_id, status), after)
+        page = matching[:limit]
+        token = encode_token(page[-1]["lsk"]["S"]) if len(matching) > limit else None
+        return Page([listed_from_item(item) for item in page], token)
+
+    def count_runs(
+        self,
+        *,
+        context_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+    ) -> int:
+        """How many runs match (every page of ``list_runs`` together)."""
+        return len(self._matching(Scope.of(owner, agent, context_id, status), None))
+
+    def _matching(self, scope: Scope, after: str | None) -> list[Item]:
         with self._lock:
-            items = sorted(self._runs.values(), key=lambda i: str(i["gsi1sk"]["S"]), reverse=True)
-        matching = [
+            items = list(self._runs.values())
+        chosen = [
             item
             for item in items
-            if (start is None or item["gsi1sk"]["S"] < start)
-            and (context_id is None or item.get("gsi2pk") == {"S": context_pk(context_id)})
-            and (owner is None or item.get("owner") == {"S": owner})
+            if (after is None or item["lsk"]["S"] < after) and scope.matches(item)
         ]
-        page = matching[:limit]
-        more = len(matching) > limit
-        token = _encode_token(page[-1]["gsi1sk"]["S"]) if more else None
-        return Page([run_from_item(item) for item in page], token)
+        return sorted(chosen, key=lambda item: str(item["lsk"]["S"]), reverse=True)
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """Store a fan-out header, or return the one already stored for its step."""
@@ -324,19 +338,3 @@ class MemoryStore:
         with self._lock:
             recorded = dict(self._chunks.get((run_id, seq), {}))
         return [chunk_from_item(recorded[chunk]) for chunk in sorted(recorded)]
-
-
-def _encode_token(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": sort_key}).encode()).decode()
-
-
-def _decode_token(token: str | None) -> str | None:
-    if token is None:
-        return None
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as err:
-        raise ConfigError(f"invalid list_runs next_token {token!r}") from err
-    if not isinstance(after, str):
-        raise ConfigError(f"invalid list_runs next_token {token!r}")
-    return after

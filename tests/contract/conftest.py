@@ -41,6 +41,10 @@ MAX_RECEIVES = 3
 """Deliveries before a message goes to the dead-letter queue, in every queue fixture."""
 
 IMPLEMENTATIONS = ["memory", "sqlite", "moto"]
+CONTRACT_SHARDS = 3
+"""Listing shards of the contract suite's DynamoDB store: the logic is the same for any
+count and moto answers each Query in time proportional to the table; the tests of what a
+listing costs use the default (:data:`~pflambda.limits.LIST_SHARDS`)."""
 
 _AWS_VARS_TO_CLEAR = (
     "AWS_ENDPOINT_URL",
@@ -125,7 +129,7 @@ def dynamo(aws: None) -> DynamoKit:
     dynamodb = client("dynamodb")
     dynamodb.meta.events.register("before-call.dynamodb.Scan", _forbid_scan)
     create_table(dynamodb, TABLE)
-    return DynamoKit(DynamoDBStore(TABLE, dynamodb), dynamodb)
+    return DynamoKit(DynamoDBStore(TABLE, dynamodb, shards=CONTRACT_SHARDS), dynamodb)
 
 
 @pytest.fixture

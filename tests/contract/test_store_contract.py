@@ -76,6 +76,8 @@ def test_create_then_get_round_trips_every_field(store: Store) -> None:
         created_at=1_700_000_000.123456789,
         updated_at=1_700_000_001.1,
         attrs={"history": [{"role": "user", "text": "héllo"}], "n": 0.1, "big": 2**53 + 1},
+        agent="research",
+        summary={"submitted": True, "n": [1, "ü"]},
     )
     store.create_run(record)
     assert store.get_run("r1") == record
@@ -113,6 +115,7 @@ def test_update_every_updatable_field(store: Store) -> None:
         "expires_at": 1_900_000_000,
         "attrs": {"a": [1, 2.5, None, "x"]},
         "fingerprint": "fp2",
+        "summary": {"s": "x"},
     }
     updated = store.update_run("r1", changes)
     assert updated == dataclasses.replace(run(), **changes)  # type: ignore[arg-type]
@@ -368,89 +371,7 @@ def test_last_checkpoint_is_the_newest_without_its_body(store: Store) -> None:
     assert [i.position for i in store.list_checkpoints("r1")] == [None, None, None, "n4"]
 
 
-# -- listing runs ----------------------------------------------------------------------------
-
-
-def test_list_runs_newest_first_then_by_id(store: Store) -> None:
-    for run_id, created in [("a", 3.0), ("b", 1.0), ("c", 2.0), ("d", 2.0), ("e", 0.5)]:
-        store.create_run(run(run_id, created_at=T0 + created))
-    page = store.list_runs()
-    assert [r.run_id for r in page.runs] == ["a", "d", "c", "b", "e"]
-    assert page.next_token is None
-
-
-def test_list_runs_of_an_empty_store(store: Store) -> None:
-    page = store.list_runs()
-    assert page.runs == []
-    assert page.next_token is None
-
-
-def collect_pages(store: Store, limit: int, **filters: str) -> list[list[str]]:
-    pages: list[list[str]] = []
-    token: str | None = None
-    while True:
-        page = store.list_runs(limit=limit, next_token=token, **filters)  # type: ignore[arg-type]
-        assert len(page.runs) <= limit
-        pages.append([r.run_id for r in page.runs])
-        token = page.next_token
-        if token is None:
-            return pages
-        assert len(pages) < 100, "pagination does not end"
-
-
-def test_list_runs_pagination_covers_everything_once(store: Store) -> None:
-    ids = [f"run-{i:02d}" for i in range(25)]
-    for i, run_id in enumerate(ids):
-        store.create_run(run(run_id, created_at=T0 + i))
-    pages = collect_pages(store, limit=10)
-    assert [len(p) for p in pages] == [10, 10, 5]
-    assert [rid for page in pages for rid in page] == ids[::-1]
-    assert collect_pages(store, limit=25) == [ids[::-1]]
-    assert collect_pages(store, limit=1000) == [ids[::-1]]
-
-
-def test_list_runs_by_context_and_owner(store: Store) -> None:
-    for i in range(24):
-        store.create_run(
-            run(
-                f"run-{i:02d}",
-                created_at=T0 + i,
-                context_id=f"ctx-{i % 3}" if i % 4 else None,
-                owner="alice" if i % 2 else "bob",
-            )
-        )
-    everything = [f"run-{i:02d}" for i in reversed(range(24))]
-
-    def want(context: int | None, owner: str | None) -> list[str]:
-        return [
-            rid
-            for rid in everything
-            if (context is None or (int(rid[-2:]) % 4 and int(rid[-2:]) % 3 == context))
-            and (owner is None or (owner == "alice") == bool(int(rid[-2:]) % 2))
-        ]
-
-    for context, owner in [(1, None), (None, "alice"), (2, "bob"), (0, "alice")]:
-        filters = {} if context is None else {"context_id": f"ctx-{context}"}
-        if owner is not None:
-            filters["owner"] = owner
-        for limit in (50, 3):
-            got = [rid for page in collect_pages(store, limit, **filters) for rid in page]
-            assert got == want(context, owner), (context, owner, limit)
-    assert store.list_runs(context_id="ctx-9").runs == []
-    assert store.list_runs(owner="carol").runs == []
-
-
-def test_list_runs_refuses_a_bad_token(store: Store) -> None:
-    with pytest.raises(ConfigError):
-        store.list_runs(next_token="not a token")
-    with pytest.raises(ConfigError):
-        store.list_runs(limit=0)
-
-
-def test_listed_runs_are_copies(store: Store) -> None:
-    store.create_run(run(attrs={"k": [1]}))
-    store.list_runs().runs[0].attrs["k"].append(2)
-    assert store.get_run("r1").attrs == {"k": [1]}
+# -- listing runs: see test_store_listing.py ------------------------------------------------
 
 
 # -- DynamoDB only: the access patterns ------------------------------------------------------
@@ -517,6 +438,8 @@ def test_nothing_scans(dynamo: DynamoKit) -> None:
     store.load_checkpoints("r1")
     list(store.list_checkpoints("r1"))
     store.list_runs(context_id="c", owner="o", limit=1)
+    store.list_runs(limit=1)
+    store.count_runs(owner="o", agent="a")
     assert "Scan" not in calls
     assert set(calls) == {"PutItem", "GetItem", "UpdateItem", "Query"}
 
@@ -547,7 +470,13 @@ def test_create_table_is_idempotent(dynamo: DynamoKit) -> None:
 
     create_table(dynamo.client, TABLE)
     indexes = dynamo.client.describe_table(TableName=TABLE)["Table"]["GlobalSecondaryIndexes"]
-    assert sorted(i["IndexName"] for i in indexes) == ["gsi1", "gsi2", "gsi3"]
+    assert sorted(i["IndexName"] for i in indexes) == [
+        "gsi3",
+        "runs-all",
+        "runs-by-context",
+        "runs-by-owner",
+        "runs-by-status",
+    ]
 
 
 @pytest.mark.parametrize(
