@@ -24,7 +24,7 @@ Query = Callable[[dict[str, Any]], dict[str, Any]]
 """Runs one Query request (errors already translated) and returns the response."""
 
 _S = "S"
-_PARALLEL = 8
+_PARALLEL = 16
 """Partitions queried at once for a page's first round."""
 _MAX_BATCH = 200
 

@@ -301,5 +301,3 @@ def test_no_partition_holds_every_run(wide: DynamoKit) -> None:
             key = {"pk": {"S": f"RUN#r{i}"}, "sk": {"S": "META"}}
             values.add(dynamo.client.get_item(TableName=TABLE, Key=key)["Item"][attr]["S"])
         assert len(values) > LIST_SHARDS // 3, attr
-
-
