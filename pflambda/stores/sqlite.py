@@ -35,14 +35,17 @@ from pflambda.stores._item import (
     check_size,
     checkpoint_from_item,
     checkpoint_item,
+    index_attrs,
     info_from_item,
     lease_sk,
+    listed_from_item,
     marker_item,
     refused,
     run_from_item,
     run_item,
     update_values,
 )
+from pflambda.stores._listing import Scope, decode_token, encode_token
 from pflambda.stores.base import (
     Checkpoint,
     CheckpointInfo,
@@ -52,7 +55,6 @@ from pflambda.stores.base import (
     RunRecord,
     RunStatus,
 )
-from pflambda.stores.memory import _decode_token, _encode_token
 
 __all__ = ["SCHEMA", "SQLiteStore"]
 
@@ -284,28 +286,35 @@ class SQLiteStore:
         next_token: str | None = None,
         context_id: str | None = None,
         owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
     ) -> Page:
-        """Runs, newest first (by creation time, then id), through an index."""
+        """Runs, most recently updated first (then by id), through an index."""
         if limit < 1:
             raise ConfigError(f"list_runs limit must be at least 1, not {limit}")
-        where, args = ["1 = 1"], []
-        for column, value in (
-            ("sort_key <", _decode_token(next_token)),
-            ("context_id =", context_id),
-            ("owner =", owner),
-        ):
-            if value is not None:
-                where.append(f"{column} ?")
-                args.append(value)
+        where, args = _where(Scope.of(owner, agent, context_id, status), decode_token(next_token))
         with self.db.errors():
             rows = self._read(
-                f"SELECT sort_key, item FROM runs WHERE {' AND '.join(where)} "
-                "ORDER BY sort_key DESC LIMIT ?",
+                f"SELECT sort_key, item FROM runs WHERE {where} ORDER BY sort_key DESC LIMIT ?",
                 (*args, limit + 1),
             ).fetchall()
         page = rows[:limit]
-        token = _encode_token(page[-1][0]) if len(rows) > limit else None
-        return Page([run_from_item(json.loads(item)) for _, item in page], token)
+        token = encode_token(page[-1][0]) if len(rows) > limit else None
+        return Page([listed_from_item(json.loads(item)) for _, item in page], token)
+
+    def count_runs(
+        self,
+        *,
+        context_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
+        status: RunStatus | Collection[RunStatus] | None = None,
+    ) -> int:
+        """How many runs match (one ``count(*)``)."""
+        where, args = _where(Scope.of(owner, agent, context_id, status), None)
+        with self.db.errors():
+            (count,) = self._read(f"SELECT count(*) FROM runs WHERE {where}", args).fetchone()
+        return int(count)
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """Store a fan-out header, or return the one already stored for its step."""
@@ -387,12 +396,32 @@ def _with_body(item: str, body: bytes) -> Item:
     return loaded
 
 
+def _where(scope: Scope, after: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A listing's WHERE clause: owner and context through the indexes, agent and
+    status from the item (an embedded file holds one developer's runs)."""
+    where, args = ["1 = 1"], []
+    for column, value in (
+        ("sort_key <", after),
+        ("context_id =", scope.context_id),
+        ("owner =", scope.owner),
+        ("json_extract(item, '$.agent.S') =", scope.agent),
+    ):
+        if value is not None:
+            where.append(f"{column} ?")
+            args.append(value)
+    if scope.statuses is not None:
+        marks = ", ".join("?" for _ in scope.statuses)
+        where.append(f"json_extract(item, '$.status.S') IN ({marks})")
+        args += sorted(s.value for s in scope.statuses)
+    return " AND ".join(where), tuple(args)
+
+
 def _index(item: Item) -> tuple[str, str | None, str | None]:
-    """The run's index columns: list order, context and owner."""
+    """The run's index columns: list order (last update), context and owner."""
     context = item.get("context_id")
     owner = item.get("owner")
     return (
-        item["gsi1sk"]["S"],
+        item["lsk"]["S"],
         None if context is None else context["S"],
         None if owner is None else owner["S"],
     )
@@ -437,6 +466,7 @@ def _update(
             item.pop(attr, None)
         else:
             item[attr] = value
+    item |= index_attrs(item)
     check_size(item, f"run {run_id}")
     conn.execute(
         "UPDATE runs SET sort_key = ?, context_id = ?, owner = ?, item = ? WHERE run_id = ?",
