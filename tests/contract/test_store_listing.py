@@ -17,7 +17,7 @@ from pflambda.errors import ConfigError
 from pflambda.limits import LIST_SHARDS
 from pflambda.stores._item import run_item
 from pflambda.stores._listing import encode_token, shard_of
-from pflambda.stores.base import RunRecord, RunStatus, Store
+from pflambda.stores.base import Checkpoint, RunRecord, RunStatus, Store
 from pflambda.stores.dynamodb import DynamoDBStore
 from tests.contract.conftest import TABLE, DynamoKit
 
@@ -301,3 +301,21 @@ def test_no_partition_holds_every_run(wide: DynamoKit) -> None:
             key = {"pk": {"S": f"RUN#r{i}"}, "sk": {"S": "META"}}
             values.add(dynamo.client.get_item(TableName=TABLE, Key=key)["Item"][attr]["S"])
         assert len(values) > LIST_SHARDS // 3, attr
+
+
+def _step(run_id: str, seq: int) -> Checkpoint:
+    return Checkpoint(run_id, seq, b"x", seq == 0, T0 + seq)
+
+
+def test_every_status_write_moves_the_run_in_listings(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        store.start_run(run(name, 0, owner="o", agent="q"), _step(name, 0))
+    done = {"status": S.COMPLETED, "updated_at": T0 + 5}
+    store.commit_step(_step("a", 1), done, expect_status={S.RUNNING})
+    store.acquire_lease("b", "me", T0 + 60, now=T0 + 1, changes={"updated_at": T0 + 6})
+    store.update_run("c", {"status": S.PAUSED})  # no time given: read, then guarded
+    assert listed(store, owner="o", agent="q") == ["b", "a", "c"]
+    assert listed(store, owner="o", agent="q", status=S.COMPLETED) == ["a"]
+    assert listed(store, owner="o", agent="q", status=S.RUNNING) == ["b"]
+    assert listed(store, owner="o", agent="q", status=S.PAUSED) == ["c"]
+    assert store.count_runs(owner="o", agent="q", status=[S.PAUSED, S.RUNNING]) == 2
