@@ -179,7 +179,13 @@ def list_page(
     if want.stalled:
         return _stalled_page(store, want, now, limit, lasts)
     for _ in range(MAX_PAGES):
-        page = store.list_runs(limit=limit, next_token=token, owner=want.owner)
+        page = store.list_runs(
+            limit=limit,
+            next_token=token,
+            owner=want.owner,
+            agent=want.agent,
+            status=want.status,
+        )
         token = page.next_token
         candidates = [record for record in page.runs if want.keeps_record(record)]
         for record, last in zip(candidates, lasts(candidates), strict=True):

@@ -85,6 +85,8 @@ PROJECTED: Final = (
     "input_key",
     "ttl",
     "summary",
+    "lease_owner",
+    "lease_until",
 )
 """What the indexes carry besides keys: a run record without ``attrs`` (its bulk)."""
 
