@@ -25,6 +25,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Agent": "pflambda.a2a.agent",
+    "Artifact": "pflambda.a2a.model",
+    "Part": "pflambda.a2a.model",
+    "Message": "pflambda.a2a.model",
+    "Rejected": "pflambda.a2a.signals",
+    "AuthRequired": "pflambda.a2a.signals",
     "Skill": "pflambda.a2a.card",
     "BearerAuth": "pflambda.a2a.auth",
     "Engine": "pflambda.engine.runner",
@@ -46,12 +51,14 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Agent",
+    "Artifact",
     "AsyncBatchFlow",
     "AsyncBatchNode",
     "AsyncFlow",
     "AsyncNode",
     "AsyncParallelBatchFlow",
     "AsyncParallelBatchNode",
+    "AuthRequired",
     "BaseNode",
     "BatchFlow",
     "BatchNode",

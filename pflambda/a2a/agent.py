@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pflambda import limits
 from pflambda.a2a.card import CardInfo, Skill
@@ -66,7 +66,9 @@ class Agent:
         input_key: str = "question",
         output_key: str = "answer",
         to_shared: Callable[[Message], dict[str, Any]] | None = None,
-        to_artifacts: Callable[[dict[Any, Any], str], list[Artifact]] | None = None,
+        to_artifacts: Callable[[dict[Any, Any], str], list[Artifact] | Message] | None = None,
+        to_reply: Callable[[Message], Any] | None = None,
+        context_memory: bool | Callable[[dict[Any, Any]], dict[Any, Any]] = False,
         auth: BearerAuth | str | None = "auto",
         streaming: bool = True,
         push_notifications: bool = True,
@@ -86,6 +88,7 @@ class Agent:
         )
         self.input_key, self.output_key = input_key, output_key
         self._to_shared, self._to_artifacts = to_shared, to_artifacts
+        self._to_reply, self.context_memory = to_reply, context_memory
         if isinstance(auth, str) and auth != "auto":
             raise ValueError(f"auth must be a BearerAuth, None or 'auto', not {auth!r}")
         self.auth: BearerAuth | None = _auth_from_env() if isinstance(auth, str) else auth
@@ -189,19 +192,44 @@ class Agent:
         return shared
 
     def reply_for(self, message: Message) -> Any:
-        """What a reply to a paused task stores in shared: its text, else its data."""
+        """What a reply to a paused task stores in shared: ``to_reply(message)`` if given
+        (it sees the whole message: id, parts, metadata), else its text, else its data."""
+        if self._to_reply is not None:
+            return self._to_reply(message)
         if message.text:
             return message.text
         data = [p.data for p in message.parts if p.kind == "data"]
         return data[0] if len(data) == 1 else data
 
-    def artifacts(self, shared: dict[Any, Any], task_id: str) -> list[Artifact]:
-        """The task's outputs from its final shared state."""
+    def outcome(self, shared: dict[Any, Any], task_id: str) -> list[Artifact] | Message:
+        """What a completed task answers: artifacts, or a :class:`Message` when
+        ``to_artifacts`` returns one or the flow put one at ``shared[output_key]``."""
         if self._to_artifacts is not None:
-            return list(self._to_artifacts(shared, task_id))
+            result = self._to_artifacts(shared, task_id)
+            return result if isinstance(result, Message) else list(result)
+        if isinstance(shared.get(self.output_key), Message):
+            return cast("Message", shared[self.output_key])
+        return self.artifacts(shared, task_id)
+
+    def remembered(self, shared: dict[Any, Any]) -> dict[Any, Any]:
+        """What a task passes on to the next one in its context (``context_memory``)."""
+        if callable(self.context_memory):
+            kept = self.context_memory(dict(shared))
+            if not isinstance(kept, dict):
+                raise TypeError(f"context_memory must return a dict, got {type(kept).__name__}")
+            return kept
+        return dict(shared)
+
+    def artifacts(self, shared: dict[Any, Any], task_id: str) -> list[Artifact]:
+        """The task's artifacts from its final shared state (none for a Message reply)."""
+        if self._to_artifacts is not None:
+            result = self._to_artifacts(shared, task_id)
+            return [] if isinstance(result, Message) else list(result)
         if self.output_key not in shared:
             return []
         value = shared[self.output_key]
+        if isinstance(value, Message):
+            return []
         part = Part(text=value) if isinstance(value, str) else Part(data=_jsonable(value))
         return [
             Artifact(

@@ -21,7 +21,7 @@ from pflambda.a2a.auth import Unauthorized, principal_of
 from pflambda.a2a.call import Call, declared_version
 from pflambda.a2a.card import build_card, card_etag, media_accepted
 from pflambda.a2a.listing import ListQuery
-from pflambda.a2a.model import TaskState
+from pflambda.a2a.model import Message, TaskState
 from pflambda.a2a.tasks import TaskService
 from pflambda.a2a.wire import (
     Version,
@@ -30,6 +30,7 @@ from pflambda.a2a.wire import (
     parse_push_config,
     parse_send_config,
     render_event,
+    render_message,
     render_push_config,
     render_task,
     whole_number,
@@ -134,12 +135,12 @@ class Dispatcher:
 
     def send(self, call: Call) -> Any:
         message, config, task_id = self._send_params(call)
-        task = self.tasks.send(message, config, call.caller, task_id)
-        return (
-            render_event(task, call.version)
-            if call.version is Version.V1_0
-            else render_task(task, call.version)
-        )
+        answer = self.tasks.send(message, config, call.caller, task_id)
+        if call.version is Version.V1_0:
+            return render_event(answer, call.version)
+        if isinstance(answer, Message):
+            return render_message(answer, call.version)
+        return render_task(answer, call.version)
 
     def send_stream(self, call: Call) -> Iterator[Any]:
         message, config, task_id = self._send_params(call)

@@ -127,14 +127,18 @@ class TaskService:
         if record.status == RunStatus.COMPLETED and (closing or artifacts):
             if shared is None:
                 shared = self.engine.state(record.run_id)[0]
-            outputs = tuple(self.agent.artifacts(shared, record.run_id))
-            reply = self.agent.reply(shared)
-            message = reply and self._agent_message(record, "reply", reply)
+            result = self.agent.outcome(shared, record.run_id)
+            if isinstance(result, Message):
+                message = self._reply_message(record, result)
+            else:
+                outputs = tuple(result)
+                reply = self.agent.reply(shared)
+                message = self._agent_message(record, "reply", reply) if reply else None
         elif record.status == RunStatus.PAUSED:
             question = self.engine.prompt(record) or ""
             message = self._agent_message(record, f"ask-{record.updated_at}", question)
         elif record.status == RunStatus.FAILED:
-            text = record.prompt if state is TaskState.REJECTED else None
+            text = record.summary.get("reason") if state is TaskState.REJECTED else None
             message = self._agent_message(
                 record, "error", text or self.agent.describe_error(record.error)
             )
@@ -159,6 +163,16 @@ class TaskService:
             context_id=record.context_id,
         )
 
+    def _reply_message(self, record: RunRecord, reply: Message) -> Message:
+        """A flow's Message reply, as the agent's message on this task."""
+        return replace(
+            reply,
+            message_id=reply.message_id or _stable_id(record.run_id, "reply"),
+            role="agent",
+            task_id=record.run_id,
+            context_id=record.context_id,
+        )
+
     def get(self, task_id: str, caller: Caller, history_length: int | None = None) -> Task:
         """GetTask."""
         return self.task(self.record(task_id, caller), history_length=history_length)
@@ -171,12 +185,28 @@ class TaskService:
 
     def send(
         self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
-    ) -> Task:
-        """SendMessage (blocking or not): start or continue a task, drive it, answer."""
+    ) -> Task | Message:
+        """SendMessage (blocking or not): start or continue a task, drive it, answer --
+        with the task, or with the flow's Message when it replied with one (not to 0.1)."""
         record, outcome = self._dispatch(message, config, caller, task_id, on_step=None)
         if config.blocking and _handed_off(record, outcome):
             record, outcome = self._wait(record.run_id, caller), None
-        return self._after(record, outcome, config)
+        task = self._after(record, outcome, config)
+        reply = task.status.message
+        if (
+            caller.protocol != "0.1"
+            and reply is not None
+            and not task.artifacts
+            and task.status.state is TaskState.COMPLETED
+            and self._replied(record, outcome)
+        ):
+            return reply
+        return task
+
+    def _replied(self, record: RunRecord, outcome: RunOutcome | None) -> bool:
+        """Whether the completed run answered with a Message (not artifacts)."""
+        shared = outcome.shared if outcome is not None else self.engine.state(record.run_id)[0]
+        return isinstance(self.agent.outcome(shared, record.run_id), Message)
 
     def _wait(self, task_id: str, caller: Caller) -> RunRecord:
         """Poll a task the workers are running (a fan-out) until it stops or time runs out."""
@@ -298,6 +328,8 @@ class TaskService:
         if config.push is not None:
             a2a["push"] = {config.push.id or "default": config.push.to_json()}
         shared = self.agent.shared_for(message)
+        if self.agent.context_memory and message.context_id:
+            shared = {**self._remembered(message.context_id, caller), **shared}
         engine = self.engine
         outcome = _run(
             engine.start_async(
@@ -317,6 +349,20 @@ class TaskService:
             ),
         )
         return self._settled(run_id, outcome, config)
+
+    def _remembered(self, context_id: str, caller: Caller) -> dict[Any, Any]:
+        """What the caller's last completed task in this context passes on (one listing
+        page of one run, and its final state)."""
+        page = self.engine.store.list_runs(
+            limit=1,
+            owner=caller.principal,
+            agent=self.agent.name,
+            context_id=context_id,
+            status=RunStatus.COMPLETED,
+        )
+        if not page.runs:
+            return {}
+        return self.agent.remembered(self.engine.state(page.runs[0].run_id)[0])
 
     def _answer(
         self, record: RunRecord, message: Message, config: SendConfig, caller: Caller, on_step: Any

@@ -115,7 +115,8 @@ def continue_later(engine: Engine, live: Live) -> RunOutcome:
 def pause(engine: Engine, live: Live, ask: InputRequired) -> RunOutcome:
     """A node asked a human: record the question and stop."""
     prompt, ref = texts.place(engine.blobs, live.record.run_id, ask.prompt)
-    changes = {"prompt": prompt, "prompt_ref": ref, "input_key": ask.key}
+    changes: dict[str, Any] = {"prompt": prompt, "prompt_ref": ref, "input_key": ask.key}
+    changes["summary"] = dict(getattr(ask, "summary", None) or {})  # e.g. auth-required
     live.prompt = ask.prompt
     live.record = set_status(
         engine, live.record, RunStatus.PAUSED, expect={RunStatus.RUNNING}, **changes
@@ -139,8 +140,15 @@ def fail(engine: Engine, live: Live, node_id: str | None, exc: BaseException) ->
     if len(message) > _ERROR_CHARS:  # the record stays bounded whatever a node raised
         message = message[:_ERROR_CHARS] + f"... ({len(message)} characters)"
     try:
+        summary = getattr(exc, "summary", None)  # e.g. a2a's Rejected
+        extra = {"summary": dict(summary) if isinstance(summary, dict) else {}}
         live.record = set_status(
-            engine, live.record, RunStatus.FAILED, expect={RunStatus.RUNNING}, error=message
+            engine,
+            live.record,
+            RunStatus.FAILED,
+            expect={RunStatus.RUNNING},
+            error=message,
+            **extra,
         )
     except InvalidRunState:
         live.record = engine.store.get_run(live.record.run_id)
