@@ -90,7 +90,8 @@ class Pushes:
         WORKING when a worker commits its first step -- a change the run's status does not
         show, so it is pushed here."""
         a2a = record.attrs.get("a2a", {})
-        if event.seq == 1 and a2a.get("submitted"):  # before the status listeners hear more
+        submitted = record.summary.get("submitted") or a2a.get("submitted")
+        if event.seq == 1 and submitted:  # before the status listeners hear more
             self._push(replace(record, status=RunStatus.RUNNING), TaskState.WORKING)
 
     def _push(self, record: RunRecord, state: TaskState | None) -> None:
