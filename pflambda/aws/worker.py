@@ -117,6 +117,8 @@ class Worker:
             try:
                 run_chunk(self.engine, message, count)
             except RetryableError:
+                if self._requeue(message):
+                    return
                 self._back_off(delivery)
                 raise
             return
@@ -159,6 +161,31 @@ class Worker:
             queue.hide(delivery.receipt, math.ceil(left) + limits.VISIBILITY_GRACE_SECONDS)
         except PflambdaError:
             log.warning("could not shorten the message's visibility", exc_info=True)
+
+    def _requeue(self, message: dict[str, Any]) -> bool:
+        """A chunk that met a retryable error goes back as a NEW message, delayed by a
+        backoff that grows with its ``retries``: its receive count -- which counts crashes
+        and poison items towards the run's ``max_attempts`` -- is not spent on throttles.
+        False when it cannot be sent (the caller then falls back to SQS redelivery)."""
+        queue = self.engine.queue
+        if queue is None:
+            return False
+        retries = int(message.get("retries", 0)) + 1
+        seconds = min(2**retries, limits.RETRY_BACKOFF_MAX_SECONDS)
+        body = json.dumps({**message, "retries": retries})
+        try:
+            queue.send([body], delay_seconds=seconds)
+        except Exception:
+            log.warning("could not re-queue the chunk; SQS will redeliver it", exc_info=True)
+            return False
+        log.info(
+            "run %s: chunk %s met a retryable error; re-queued in %d s (retry %d)",
+            message["run_id"],
+            message["chunk"],
+            seconds,
+            retries,
+        )
+        return True
 
     def _back_off(self, delivery: Delivery | None) -> None:
         """A retryable failure: bring the message back after a backoff that grows."""

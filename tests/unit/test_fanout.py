@@ -256,3 +256,61 @@ def test_fan_out_messages_are_json_with_the_chunk() -> None:
     bodies = [json.loads(m.body) for m in engine.queue.receive(10)]  # type: ignore[union-attr]
     assert sorted(b["chunk"] for b in bodies) == [0, 1, 2]
     assert [len(b["items"]) for b in sorted(bodies, key=lambda b: b["chunk"])] == [4, 4, 2]
+
+
+def _sqs_event(message: Message) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": message.message_id,
+                "receiptHandle": message.receipt,
+                "body": message.body,
+                "attributes": {"ApproximateReceiveCount": str(message.receive_count)},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pflambda-work",
+            }
+        ]
+    }
+
+
+def test_a_throttled_chunk_is_re_queued_and_never_spends_the_runs_attempts() -> None:
+    """Throttling is retryable: more throttles than ``max_attempts`` still end in the
+    clean run's state, each retry a new delayed message (receive count 1), none failed."""
+    from pflambda.errors import RetryableError
+
+    engine = make_engine(max_attempts=2)
+    store = engine.store
+    real, throttles = store.record_chunk, {"left": 12}  # > 2 deliveries' own retries
+
+    def throttled(*args: Any, **kw: Any) -> bool:
+        if throttles["left"]:
+            throttles["left"] -= 1
+            raise RetryableError("ProvisionedThroughputExceededException (injected)")
+        return real(*args, **kw)
+
+    store.record_chunk = throttled  # type: ignore[method-assign]
+    outcome = engine.start("tests.flows.batch:squares", {"items": [1, 2, 3]})
+    queue = engine.queue
+    assert isinstance(queue, MemoryQueue)
+    worker, delays, chunk_deliveries = Worker(engine), [], 0
+    for _ in range(50):
+        batch = queue.receive(1)
+        if not batch:
+            if queue.approximate_size() == 0:
+                break
+            engine.clock.advance(1)  # type: ignore[attr-defined]
+            delays.append(1)
+            continue
+        message = batch[0]
+        assert message.receive_count == 1
+        chunk_deliveries += parse(message.body)["kind"] == "fanout"
+        response = worker(_sqs_event(message), None)
+        assert response == {"batchItemFailures": []}
+        queue.ack([message.receipt])
+    assert throttles["left"] == 0
+    assert chunk_deliveries == 3 > engine.max_attempts
+    assert sum(delays) >= 2 + 4  # the backoff grew with each retry
+    status, shared = final(engine, outcome)
+    assert status == RunStatus.COMPLETED
+    assert shared == in_process("tests.flows.batch:squares", {"items": [1, 2, 3]})
