@@ -329,25 +329,12 @@ class DynamoDBStore:
         for _ in range(_GUARD_ATTEMPTS):
             guard, moved = self._moved_keys(run_id, changes, expect_status)
             request = _update_request(values | moved, expect_status, guard)
-            with _translated(f"update run {run_id}"):
-                try:
-                    response = self._client.update_item(
-                        TableName=self._table,
-                        Key=run_key(run_id),
-                        ReturnValues="ALL_NEW",
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **request,
-                    )
-                except ClientError as err:
-                    if _code(err) != _CONDITION_FAILED:
-                        raise
-                    current = cast("Mapping[str, Any]", err.response).get("Item")
-                    if current is None:
-                        raise RunNotFound(f"no run {run_id}") from None
-                    if expect_status is None or current["status"]["S"] in expect_status:
-                        continue  # the guarded field moved under us: read and try again
-                    raise refused(run_id, current["status"]["S"], expect_status) from None
-            return run_from_item(response["Attributes"])
+            updated, current = self._update_run_item(run_id, request, f"update run {run_id}")
+            if updated is not None:
+                return updated
+            if expect_status is None or current["status"]["S"] in expect_status:
+                continue  # the guarded field moved under us: read and try again
+            raise refused(run_id, current["status"]["S"], expect_status)
         raise RetryableError(f"update run {run_id}: it kept changing under the update")
 
     def _moved_keys(
@@ -452,7 +439,23 @@ class DynamoDBStore:
             "#lease_owner": "lease_owner",
         }
         request["ExpressionAttributeValues"] |= {":now": {"N": repr(float(now))}, **owners}
-        with _translated(f"lease run {run_id}"):
+        updated, current = self._update_run_item(run_id, request, f"lease run {run_id}")
+        if updated is not None:
+            return updated
+        holder = run_from_item(current)
+        if holder.status not in expect_status:
+            raise refused(run_id, holder.status, expect_status)
+        if any(current.get(attr) != value for attr, value in guard.items()):
+            raise RetryableError(f"lease run {run_id}: it changed meanwhile")
+        raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now)
+
+    def _update_run_item(
+        self, run_id: str, request: Mapping[str, Any], what: str
+    ) -> tuple[RunRecord | None, Mapping[str, Any]]:
+        """One conditional UpdateItem of the run's META item: ``(new record, {})`` when it
+        applied, ``(None, the item as it was)`` when its condition failed;
+        :class:`RunNotFound` when there is no such run."""
+        with _translated(what):
             try:
                 response = self._client.update_item(
                     TableName=self._table,
@@ -467,13 +470,8 @@ class DynamoDBStore:
                 current = cast("Mapping[str, Any]", err.response).get("Item")
                 if current is None:
                     raise RunNotFound(f"no run {run_id}") from None
-                holder = run_from_item(current)
-                if holder.status not in expect_status:
-                    raise refused(run_id, holder.status, expect_status) from None
-                if any(current.get(attr) != value for attr, value in guard.items()):
-                    raise RetryableError(f"lease run {run_id}: it changed meanwhile") from None
-                raise LeaseHeld(run_id, holder.lease_owner, holder.lease_until, now) from None
-        return run_from_item(response["Attributes"])
+                return None, current
+        return run_from_item(response["Attributes"]), {}
 
     def claim_step(self, run_id: str) -> int:
         """A Query for the newest step key, then a conditional PutItem of a marker on the
