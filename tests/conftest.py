@@ -26,6 +26,14 @@ os.environ.setdefault("PFLAMBDA_STORE", "memory")
 settings.register_profile(
     "ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, print_blob=True
 )
-settings.register_profile("dev", max_examples=CI_EXAMPLES, database=None, print_blob=True)
-settings.register_profile("deep", max_examples=DEEP_EXAMPLES, database=None, print_blob=True)
+# Each profile says every setting it relies on: a profile inherits what it does not set from
+# the settings current at registration, and when the ``CI`` variable is set Hypothesis's own
+# "ci" profile (derandomized) is current -- ``dev`` and ``deep`` would silently stop drawing
+# fresh examples on a CI machine.
+settings.register_profile(
+    "dev", max_examples=CI_EXAMPLES, derandomize=False, database=None, print_blob=True
+)
+settings.register_profile(
+    "deep", max_examples=DEEP_EXAMPLES, derandomize=False, database=None, print_blob=True
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -40,3 +40,10 @@ def test_each_test_budget_scales_with_the_loaded_profile() -> None:
         assert examples(300) == 300
     finally:
         settings.load_profile(current)
+
+
+def test_dev_draws_fresh_examples_at_ci_budget() -> None:
+    dev = settings.get_profile("dev")
+    assert not dev.derandomize
+    assert dev.database is None
+    assert dev.max_examples == CI_EXAMPLES
