@@ -38,11 +38,11 @@ CHROMIUM = os.environ.get("PFLAMBDA_CHROMIUM", "/usr/bin/chromium")
 def make_runs(engine: Any) -> None:
     """A handful of runs in every state the runs page shows."""
     clock = engine.clock
-    a2a = {"a2a": {"agent": "research"}}
     engine.start(
         "flows.research.flow:create_flow",
         {"question": "What is a durable agent?"},
-        attrs=a2a,
+        agent="research",
+        attrs={"a2a": {"agent": "research"}},
         owner="ada",
     )
     engine.start("tests.flows.sample:failing", {"limit": 2}, run_id="3f1c-failed", owner="grace")
@@ -58,10 +58,13 @@ def make_runs(engine: Any) -> None:
         run_id="c44d-nested",
         owner="grace",
     )
+    engine.fork("c44d-nested", 2, new_run_id="d81a-forked", update={"files": ["c.txt"]})
+    engine.resume("d81a-forked")
     engine.start(
         "tests.flows.console:review",
         {"topic": "durable agents on Lambda"},
         run_id="7b2e-review",
+        agent="approval",
         attrs={"a2a": {"agent": "approval"}},
         owner="ada",
     )
