@@ -195,11 +195,11 @@ def env_problems(template: Template, code_vars: set[str] | None = None) -> list[
 # -- permissions -----------------------------------------------------------------------
 
 AWS_MODULES = {
-    "dynamodb": ("pflambda/stores/dynamodb.py", "RunsTable"),
+    "dynamodb": ("pflambda/stores/[d_]*dynamo*.py", "RunsTable"),
     "s3": ("pflambda/blobs/s3.py", "StateBucket"),
     "sqs": ("pflambda/queues/sqs.py", "WorkQueue"),
 }
-"""service -> (the module that calls it, the resource its calls go to)."""
+"""service -> (a glob of the modules that call it, the resource its calls go to)."""
 
 BATCH_ACTIONS = {"send_message_batch": "SendMessage", "delete_message_batch": "DeleteMessage"}
 """Batch calls IAM authorises as the single action."""
@@ -222,7 +222,9 @@ def required_actions() -> dict[str, set[str]]:
         (ROOT / "pflambda/stores/_fanout_items.py").read_text(),
     )
     for service, (source, resource) in AWS_MODULES.items():
-        calls = set(re.findall(r"self\._client\.(\w+)\(", (ROOT / source).read_text()))
+        code = "".join(path.read_text() for path in sorted(ROOT.glob(source)))
+        assert code, f"no module matches {source}"
+        calls = set(re.findall(r"self\._client\.(\w+)\(", code))
         for call in calls - POLLED_BY_EVENT_SOURCE:
             if call == "transact_write_items":  # authorised per item: Put -> PutItem...
                 actions = {f"{service}:{kind}Item" for kind in transact}
