@@ -1,8 +1,9 @@
 """What the conformance agent does, keyed on the prefix of the first message's id.
 
-The scenarios are the TCK's (``scenarios/*.feature``): complete with a message, add a
-text/file/url/data artifact, ask for input, stream status updates and artifacts, or
-keep working long enough for a client to resubscribe.
+The scenarios are the TCK's (``scenarios/*.feature``): complete with a message, answer
+with a bare Message instead of a task, reject the task, add a text/file/url/data
+artifact, ask for input, stream status updates and artifacts, or keep working long
+enough for a client to resubscribe.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import base64
 import time
 from typing import Any
 
-from pflambda import Flow, InputRequired, Node
-from pflambda.a2a.model import Artifact, Message, Part
+from pflambda import Artifact, Flow, InputRequired, Message, Node, Part, Rejected
 
 SLOW_STEPS = 8
 """Steps of the long-running scenario; each takes :data:`SLOW_STEP_SECONDS`."""
@@ -71,6 +71,8 @@ class Act(Node):
         reply = shared.get("input")
         if name == "tck-input-required" and (reply is None or reply["scenario"] == name):
             raise InputRequired("Please provide input", key="input")  # again, for such a reply
+        if name == "tck-reject-task":
+            raise Rejected("rejected")
         return name
 
     def exec(self, name: str) -> None:
@@ -82,19 +84,31 @@ class Act(Node):
             shared["steps"] = int(shared.get("steps", 0)) + 1
             if shared["steps"] < SLOW_STEPS:
                 return "again"
-        shared["answer"] = _REPLIES.get(prep_res, "Hello from TCK")
-        return None
+        if prep_res == "tck-message-response":
+            text = Part(text="Direct message response")
+            shared["answer"] = Message("", "agent", (text,))  # the send answers with it
+        else:
+            shared["answer"] = _REPLIES.get(prep_res, "Hello from TCK")
+        return "done"
+
+
+class Done(Node):
+    """Where every scenario ends (so the loop's node never ends the flow by default)."""
 
 
 def create_flow() -> Flow:
-    """One node that may loop on itself (the long-running scenario)."""
+    """One node that may loop on itself (the long-running scenario), then ends."""
     act = Act()
     act - "again" >> act
+    act - "done" >> Done()
     return Flow(start=act)
 
 
-def artifacts_for(shared: dict[Any, Any], task_id: str) -> list[Artifact]:
-    """The artifacts a scenario asks for (none for the plain completion)."""
+def artifacts_for(shared: dict[Any, Any], task_id: str) -> list[Artifact] | Message:
+    """The artifacts a scenario asks for (none for the plain completion), or the Message
+    the task answers with instead of itself."""
+    if isinstance(shared.get("answer"), Message):
+        return shared["answer"]  # type: ignore[no-any-return]
     name = str(shared.get("scenario"))
     part: Part | None = None
     if name in ("tck-artifact-file", "tck-stream-artifact-file"):

@@ -1,21 +1,10 @@
 """The agent the official A2A TCK talks to: its scenarios, written with pflambda's public API."""
 
-from typing import Any
-
 from tck_flow import artifacts_for, reply_for, shared_for
 
 from pflambda import Agent, Skill
-from pflambda.a2a.model import Message
 
-
-class ConformanceAgent(Agent):
-    """An Agent whose replies keep their message id (the TCK keys scenarios on it)."""
-
-    def reply_for(self, message: Message) -> Any:
-        return reply_for(message)
-
-
-agent = ConformanceAgent(
+agent = Agent(
     name="conformance",
     flow="tck_flow:create_flow",
     description="Acts out the A2A TCK's scenarios, chosen by the message id's prefix.",
@@ -29,6 +18,7 @@ agent = ConformanceAgent(
     ],
     to_shared=shared_for,
     to_artifacts=artifacts_for,
+    to_reply=reply_for,  # replies keep their message id: the TCK keys scenarios on it
     auth=None,
 )
 handler = agent.api_handler
