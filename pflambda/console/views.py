@@ -121,8 +121,9 @@ def summary(record: RunRecord, last: CheckpointInfo | None, now: float) -> dict[
         "cancel_requested": record.cancel_requested,
         "lease_owner": record.lease_owner,
         "lease_until": record.lease_until,
-        "forked_from": record.attrs.get("forked_from"),
-        "forked_at": record.attrs.get("forked_at"),
+        # the summary (listed records carry it); older forks had them in attrs only
+        "forked_from": record.summary.get("forked_from", record.attrs.get("forked_from")),
+        "forked_at": record.summary.get("forked_at", record.attrs.get("forked_at")),
     }
 
 

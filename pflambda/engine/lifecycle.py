@@ -8,7 +8,7 @@ status listeners (push notifications) hear of every change.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pflambda.engine import lease, texts
 from pflambda.engine.checkpoints import applied
@@ -112,11 +112,22 @@ def continue_later(engine: Engine, live: Live) -> RunOutcome:
     return outcome(live, stopped="deadline")
 
 
+LINEAGE: Final = ("forked_from", "forked_at")
+"""Summary keys a run keeps for life (set at fork); a pause or failure replaces the rest."""
+
+
+def kept_summary(record: RunRecord, said: Any) -> dict[str, Any]:
+    """The run's summary after a pause or failure: its lineage, plus what the signal
+    said (a2a's ``AuthRequired``/``Rejected`` carry one; anything else says nothing)."""
+    kept = {key: record.summary[key] for key in LINEAGE if key in record.summary}
+    return kept | (dict(said) if isinstance(said, dict) else {})
+
+
 def pause(engine: Engine, live: Live, ask: InputRequired) -> RunOutcome:
     """A node asked a human: record the question and stop."""
     prompt, ref = texts.place(engine.blobs, live.record.run_id, ask.prompt)
     changes: dict[str, Any] = {"prompt": prompt, "prompt_ref": ref, "input_key": ask.key}
-    changes["summary"] = dict(getattr(ask, "summary", None) or {})  # e.g. auth-required
+    changes["summary"] = kept_summary(live.record, getattr(ask, "summary", None))
     live.prompt = ask.prompt
     live.record = set_status(
         engine, live.record, RunStatus.PAUSED, expect={RunStatus.RUNNING}, **changes
@@ -140,8 +151,7 @@ def fail(engine: Engine, live: Live, node_id: str | None, exc: BaseException) ->
     if len(message) > _ERROR_CHARS:  # the record stays bounded whatever a node raised
         message = message[:_ERROR_CHARS] + f"... ({len(message)} characters)"
     try:
-        summary = getattr(exc, "summary", None)  # e.g. a2a's Rejected
-        extra = {"summary": dict(summary) if isinstance(summary, dict) else {}}
+        extra = {"summary": kept_summary(live.record, getattr(exc, "summary", None))}
         live.record = set_status(
             engine,
             live.record,

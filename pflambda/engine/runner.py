@@ -350,6 +350,7 @@ class Engine:
                 "forked_at": at,
                 **({"edited": edited} if edited else {}),
             },
+            summary={"forked_from": run_id, "forked_at": at},  # listings carry it
             lease_owner=lease.QUEUED,
             lease_until=now + self.lease_seconds,
         )

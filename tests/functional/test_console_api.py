@@ -185,6 +185,9 @@ def test_cancel_and_fork_with_edits(engine: Engine) -> None:
     assert forked.owner == ADA
     assert forked.attrs["edited"] == ["'draft'", "'topic'"]
     assert engine.state(doc["run_id"])[0] == {"topic": "dogs", "words": 2}
+    rows = {row["run_id"]: row for row in call("GET", "/console/api/runs")[2]["runs"]}
+    assert (rows[doc["run_id"]]["forked_from"], rows[doc["run_id"]]["forked_at"]) == ("r", 1)
+    assert rows["r"]["forked_from"] is None
     bad = call("POST", "/console/api/runs/r/fork", {"at": 1, "shared": {"s": {"$pf": "nope"}}})
     assert bad[0] == 400
     status, _, doc = call("POST", "/console/api/runs/r/cancel", {})

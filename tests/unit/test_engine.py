@@ -275,6 +275,21 @@ def test_fork_starts_a_new_run_from_any_checkpoint(engine: Engine) -> None:
         engine.fork("r", 99)
 
 
+def test_a_fork_carries_its_lineage_in_the_summary_through_pauses_and_failures(
+    engine: Engine,
+) -> None:
+    engine.start("tests.flows.speaking:gate", {"question": "hello"}, run_id="r")
+    engine.fork("r", 0, new_run_id="paused")
+    assert engine.resume("paused").status == RunStatus.PAUSED  # AuthRequired again
+    engine.fork("r", 0, new_run_id="failed", update={"question": "forbidden"})
+    assert engine.resume("failed").status == RunStatus.FAILED  # Rejected
+    listed = {r.run_id: r.summary for r in engine.store.list_runs().runs}
+    lineage = {"forked_from": "r", "forked_at": 0}
+    assert listed["paused"] == lineage | {"state": "auth-required"}
+    assert listed["failed"] == lineage | {"state": "rejected", "reason": "I do not answer that."}
+    assert listed["r"] == {"state": "auth-required"}
+
+
 def test_a_flow_changed_away_from_the_cursor_goes_on(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
