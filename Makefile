@@ -16,6 +16,10 @@ export SAM_CLI_TELEMETRY := 0
 # 3.12 if there is one, else a python3.12 on PATH, else the test falls back to the venv's.
 PY312       ?= $(or $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12))),$(shell command -v python3.12 2>/dev/null))
 LAMBDA_PIP  ?= $(PYTHON) -m pip
+# Lambda's /var/task and /opt are read-only: a bundle without bytecode compiles every module
+# it imports on every cold start, and keeps nothing. So the build compiles them for the
+# runtime (python3.12), hash-based and unchecked (the bundle never changes after the build).
+COMPILE_FOR_RUNTIME = $(if $(PY312),$(PY312) -m compileall -q -j 0 --invalidation-mode unchecked-hash,@echo "no python3.12 found, shipping without bytecode:")
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): pflambda and its development tools (about a minute the first time)"
@@ -108,6 +112,7 @@ build-%Function: $(STAMP)
 	@test -n "$(ARTIFACTS_DIR)" || { echo "run through sam build (it sets ARTIFACTS_DIR)"; exit 2; }
 	PFLAMBDA_STORE=memory $(BIN)/python -m pflambda.bundle \
 	    "handlers/$$(echo '$*' | tr '[:upper:]' '[:lower:]').handler" "$(ARTIFACTS_DIR)"
+	$(COMPILE_FOR_RUNTIME) "$(ARTIFACTS_DIR)"
 
 # The shared layer: infra/layer-requirements.txt for python3.12 on arm64, under python/.
 build-DepsLayer:
@@ -116,6 +121,7 @@ build-DepsLayer:
 	$(LAMBDA_PIP) install --quiet --disable-pip-version-check --no-compile \
 	    --target "$(ARTIFACTS_DIR)/python" --implementation cp --python-version 3.12 \
 	    --platform manylinux2014_aarch64 --only-binary=:all: -r infra/layer-requirements.txt
+	$(COMPILE_FOR_RUNTIME) "$(ARTIFACTS_DIR)/python"
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(SAM_VENV) .aws-sam

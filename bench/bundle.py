@@ -8,7 +8,10 @@ Each import runs in a fresh ``python -I -S`` with only the bundle, the layer (on
 ``.aws-sam/runtime``'s copies of its requirements) and the runtime's boto3 on ``sys.path``,
 as Lambda starts a cold container; the table gives the median of ``--runs``. "all-in-one" is
 what a bundle weighed when every function shipped every agent and all dependencies with
-boto3 (the layout before the layer): the bundle + the layer + boto3/botocore.
+boto3 (the layout before the layer): the bundle + the layer + boto3/botocore. "no bytecode"
+is the same import from a copy of the bundle without its ``__pycache__`` (as bundles were
+built before they shipped python3.12 bytecode; Lambda's read-only /var/task keeps nothing
+compiled at run time), measured interleaved with the built bundle's.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -59,22 +64,39 @@ def built_resources() -> dict[str, dict[str, str]]:
     return out
 
 
+def import_once(python: str, paths: list[str], module: str) -> float:
+    done = subprocess.run(
+        [python, "-B", "-I", "-S", "-c", IMPORT, json.dumps(paths), module],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "AWS_REGION": "us-east-1",
+        },
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def cold_import(python: str, paths: list[str], module: str, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        done = subprocess.run(
-            [python, "-B", "-I", "-S", "-c", IMPORT, json.dumps(paths), module],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "AWS_LAMBDA_FUNCTION_NAME": "bench",
-                "AWS_REGION": "us-east-1",
-            },
-        )
-        times.append(float(done.stdout.strip().splitlines()[-1]))
-    return statistics.median(times)
+    return statistics.median(import_once(python, paths, module) for _ in range(runs))
+
+
+def with_and_without_bytecode(
+    python: str, bundle: Path, rest: list[str], module: str, runs: int
+) -> tuple[float, float]:
+    """Median cold imports of the bundle as built and of a copy without ``__pycache__``
+    (as a bundle without bytecode runs: ``-B``, so nothing compiled is kept), interleaved
+    so that both see the same machine load."""
+    with tempfile.TemporaryDirectory() as scratch:
+        bare = Path(scratch) / bundle.name
+        shutil.copytree(bundle, bare, ignore=shutil.ignore_patterns("__pycache__"))
+        built, stripped = [], []
+        for _ in range(runs):
+            built.append(import_once(python, [str(bundle), *rest], module))
+            stripped.append(import_once(python, [str(bare), *rest], module))
+    return statistics.median(built), statistics.median(stripped)
 
 
 def main() -> None:
@@ -97,18 +119,19 @@ def main() -> None:
     print(f"python {args.python}; median of {args.runs} cold imports; layer {layer / 1e6:.1f} MB")
     print(
         f"{'function':<20} {'bundle':>10} {'all-in-one':>11} {'import ms':>10} {'over boto3':>11}"
+        f" {'no bytecode':>12}"
     )
     for name, resource in resources.items():
         if not resource["handler"]:
             continue
         bundle = BUILD / resource["dir"]
         module = resource["handler"].rpartition(".")[0].replace("/", ".")
-        paths = [str(bundle), *layer_path, str(RUNTIME)]
-        ms = cold_import(args.python, paths, module, args.runs)
+        rest = [*layer_path, str(RUNTIME)]
+        ms, bare = with_and_without_bytecode(args.python, bundle, rest, module, args.runs)
         total = size(bundle) + layer + boto
         print(
             f"{name:<20} {size(bundle) / 1e3:>7.0f} KB {total / 1e6:>8.1f} MB "
-            f"{ms:>10.0f} {ms - baseline:>+10.0f}"
+            f"{ms:>10.0f} {ms - baseline:>+10.0f} {bare:>12.0f}"
         )
     print(f"{'(import boto3 alone)':<20} {'':>10} {'':>11} {baseline:>10.0f}")
 
