@@ -8,6 +8,7 @@ caller (a Lambda handler, the CLI, the A2A layer) what to do with it::
     ├── TerminalError           record the run FAILED and acknowledge the message
     │   ├── SerializationError  shared holds a value the codec cannot store (names key, node, type)
     │   ├── FingerprintMismatch the deployed flow changed under a paused run
+    │   │   └── PinnedElsewhere the code the run started on may still be deployed: hand it there
     │   └── NodeFailed          a node raised after its retries and fallback
     ├── CheckpointConflict      another invocation owns this step: stop cleanly, change nothing
     ├── RunNotFound             no run with that id
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidRunState",
     "NodeFailed",
     "PflambdaError",
+    "PinnedElsewhere",
     "RetryableError",
     "RunExists",
     "RunNotFound",
@@ -73,6 +75,19 @@ class SerializationError(TerminalError):
 
 class FingerprintMismatch(TerminalError):
     """The flow's structure changed since the run started."""
+
+
+class PinnedElsewhere(FingerprintMismatch):
+    """The deployed flow refuses the run, but the code it started on may still be
+    deployed at ``pinned`` (a Lambda ``function:version``, or a local twin's id): an
+    upper layer can hand the run there; otherwise it is the plain refusal."""
+
+    def __init__(self, message: str, pinned: str, agent: str | None = None) -> None:
+        super().__init__(message)
+        self.pinned, self.agent = pinned, agent
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (PinnedElsewhere, (str(self), self.pinned, self.agent))
 
 
 class NodeFailed(TerminalError):

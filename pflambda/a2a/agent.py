@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pflambda.a2a.notify import Pushes
     from pflambda.a2a.tasks import TaskService
     from pflambda.aws.config import Settings
+    from pflambda.aws.invoke import Invoker
     from pflambda.aws.worker import Worker
     from pflambda.engine.runner import Engine
     from pflambda.http import HttpResponse
@@ -149,16 +150,42 @@ class Agent:
         return Dispatcher(self)
 
     def http(self, event: dict[str, Any], context: Any) -> HttpResponse:
-        """An API Gateway event in, an unbuffered response out (the local server streams it)."""
+        """An API Gateway event in, an unbuffered response out (the local server streams it).
+
+        A request refused for a run pinned to other code is answered by that code
+        (:mod:`pflambda.aws.pinning`)."""
+        from pflambda.aws import pinning
         from pflambda.aws.http import parse_event
 
-        return self.dispatcher.handle(parse_event(event, context))
+        return pinning.answer(
+            event,
+            lambda: self.dispatcher.handle(parse_event(event, context)),
+            self._invoker,
+            pinning.from_proxy_response,
+        )
 
     def api_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """The Lambda handler for API Gateway (REST v1 or HTTP API v2 events)."""
+        """The Lambda handler for API Gateway (REST v1 or HTTP API v2 events), and for the
+        internal events another version hands to this one (:mod:`pflambda.aws.invoke`)."""
+        from pflambda.aws import pinning
         from pflambda.aws.http import lambda_handler
+        from pflambda.aws.invoke import internal_of
 
-        return lambda_handler(self.dispatcher.handle)(event, context)
+        body = internal_of(event)
+        if body is not None:
+            self.worker.handle_internal(body, context, margin_ms=self.api_margin_ms)
+            return {"handled": body["kind"], "run_id": body["run_id"]}
+        return pinning.answer(
+            event,
+            lambda: lambda_handler(self.dispatcher.handle)(event, context),
+            self._invoker,
+            lambda proxied: proxied,
+        )
+
+    def _invoker(self) -> Invoker:
+        from pflambda.aws.invoke import default_invoker
+
+        return default_invoker()
 
     @cached_property
     def worker(self) -> Worker:

@@ -35,6 +35,7 @@ from pflambda.a2a.wire import (
     render_task,
     whole_number,
 )
+from pflambda.aws import pinning
 from pflambda.errors import ConfigError
 from pflambda.http import HttpRequest, HttpResponse
 
@@ -126,6 +127,7 @@ class Dispatcher:
 
     def fault(self, call: Call, exc: Exception) -> err.A2AError:
         """The A2A error a failed call answers with (unexpected ones are logged)."""
+        pinning.note(exc)  # a run pinned to other code: the API may hand the request there
         mapped = err.from_exception(exc)
         if type(mapped) is err.InternalError and not isinstance(exc, err.A2AError):
             log.exception("%s failed", call.method)

@@ -24,6 +24,9 @@ variable                   meaning                             default
 ``PFLAMBDA_TTL_DAYS``      runs expire after this many days    ``30``
 ``PFLAMBDA_ALLOW_PRIVATE_  push to http/private addresses      off
 PUSH``                     (``1``: local development)
+``PFLAMBDA_SITE``          where this code is deployed, to     ``function:version``
+                           pin runs to (the local twin sets    on a published Lambda
+                           ``local:<id>``)                     version, else none
 =========================  ==================================  =====================
 
 ``sqlite`` is the embedded, persistent default: runs, checkpoints and queued work live
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pflambda import limits
+from pflambda.aws.invoke import site_from_env
 from pflambda.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -90,6 +94,8 @@ class Settings:
     """Let push notifications go to http and private addresses (local development)."""
     directory: str = ".pflambda"
     """Where the ``sqlite`` backend keeps its database and blobs."""
+    site: str | None = None
+    """Where this code is deployed, to pin runs to (:func:`pflambda.aws.invoke.site_from_env`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +127,7 @@ class Settings:
             margin_ms=margin,
             ttl_days=ttl,
             allow_private_push=env.get("PFLAMBDA_ALLOW_PRIVATE_PUSH", "") in ("1", "true", "yes"),
+            site=site_from_env(env),
         )
 
     def engine(self) -> Engine:
@@ -134,6 +141,7 @@ class Settings:
             self.ports.queue,
             margin_ms=self.margin_ms,
             ttl_days=self.ttl_days,
+            site=self.site,
         )
         return install(engine)
 

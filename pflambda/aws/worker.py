@@ -36,9 +36,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pflambda import limits
 from pflambda.aws.config import Settings
+from pflambda.aws.invoke import INTERNAL, Invoker, PinGone, default_invoker, internal_event
 from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener, StepEvent
-from pflambda.errors import InvalidRunState, PflambdaError, RetryableError, RunNotFound
+from pflambda.errors import (
+    InvalidRunState,
+    PflambdaError,
+    PinnedElsewhere,
+    RetryableError,
+    RunNotFound,
+)
 from pflambda.stores.base import LeaseHeld, RunRecord, RunStatus
 
 __all__ = ["Delivery", "Worker", "handler"]
@@ -72,8 +79,9 @@ class Worker:
         *,
         step_listeners: Sequence[StepListener] = (),
         kinds: Mapping[str, KindHandler] | None = None,
+        invoker: Invoker | None = None,
     ) -> None:
-        self._engine = engine
+        self._engine, self._invoker = engine, invoker
         self.listeners, self.step_listeners = list(listeners), list(step_listeners)
         self.kinds: dict[str, KindHandler] = dict(kinds or {})
         # a batch whose every record failed is still a partial batch response (each
@@ -96,6 +104,11 @@ class Worker:
             self._engine.step_listeners.extend(self.step_listeners)
         return self._engine
 
+    @property
+    def invoker(self) -> Invoker:
+        """Hands runs to their pinned versions (the process's default unless given)."""
+        return self._invoker if self._invoker is not None else default_invoker()
+
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler: an SQS event in, a partial batch response out."""
         return process_partial_response(  # type: ignore[return-value]
@@ -115,7 +128,7 @@ class Worker:
         delivery = Delivery(record.message_id, record.receipt_handle, count)
         if message["kind"] == "fanout":
             try:
-                run_chunk(self.engine, message, count)
+                self.run_chunk(message, count)
             except RetryableError:
                 if self._requeue(message):
                     return
@@ -124,16 +137,60 @@ class Worker:
             return
         self.handle(message, lambda_context, delivery)
 
+    def handle_internal(
+        self, body: Mapping[str, Any], context: Any = None, *, margin_ms: int | None = None
+    ) -> None:
+        """An internal event handed here from another version (:mod:`pflambda.aws.invoke`):
+        continue its run, or run its chunk, on this code -- never handing it on again."""
+        hops = int(body["hops"])
+        if body["kind"] == "chunk":
+            self.run_chunk(dict(body["message"]), int(body.get("receive_count", 1)), hops)
+            return
+        message = {"kind": "continue", "run_id": body["run_id"], "seq": 0}
+        driver = body.get("driver") if isinstance(body.get("driver"), str) else None
+        self.handle(message, context, driver=driver, hops=hops, margin_ms=margin_ms)
+
+    def run_chunk(self, message: dict[str, Any], count: int, hops: int = 0) -> None:
+        """Run a fan-out chunk here, or hand it to the version its run is pinned to."""
+        try:
+            run_chunk(self.engine, message, count, pinned=hops == 0)
+        except PinnedElsewhere as pinned:
+            event = internal_event(
+                "chunk",
+                hops + 1,
+                run_id=message["run_id"],
+                agent=pinned.agent,
+                message=message,
+                receive_count=count,
+            )
+            if not self._forward(pinned, event):
+                run_chunk(self.engine, message, count, pinned=False)
+
     def handle(
-        self, message: dict[str, Any], context: Any = None, delivery: Delivery | None = None
+        self,
+        message: dict[str, Any],
+        context: Any = None,
+        delivery: Delivery | None = None,
+        *,
+        driver: str | None = None,
+        hops: int = 0,
+        margin_ms: int | None = None,
     ) -> RunOutcome | None:
-        """Continue the run a message names, if it still needs it."""
+        """Continue the run a message names, if it still needs it.
+
+        A run the deployed flow refuses is handed to the version it is pinned to (as an
+        internal event of ``hops + 1``; one handed here already, ``hops`` > 0, is not
+        handed on again); if that version is gone, the run fails naming the migrate
+        command."""
         run_id = message["run_id"]
         engine = self.engine
-        driver = f"msg:{delivery.message_id}" if delivery is not None else None
+        if driver is None and delivery is not None:
+            driver = f"msg:{delivery.message_id}"
         self._hide(delivery, context)
         try:
-            outcome = engine.resume(run_id, context=context, driver=driver, running_only=True)
+            outcome = engine.resume(
+                run_id, context=context, driver=driver, running_only=True, margin_ms=margin_ms
+            )
             if outcome.stopped == "retry":
                 raise RetryableError(f"run {run_id}: {outcome.error}")
             return outcome
@@ -144,12 +201,37 @@ class Worker:
         except RetryableError:
             self._back_off(delivery)
             raise
+        except PinnedElsewhere as pinned:
+            event = internal_event(
+                "continue", hops + 1, run_id=run_id, agent=pinned.agent, driver=driver
+            )
+            if hops > 0 or not self._forward(pinned, event):
+                self._fail(run_id, pinned)
         except Exception as exc:
-            # e.g. the flow changed shape under the run: record it, so a human can decide
-            log.exception("run %s could not be continued", run_id)
-            changes = {"status": RunStatus.FAILED, "error": f"cannot continue: {exc}"}
-            engine.store.update_run(run_id, changes, expect_status={RunStatus.RUNNING})
+            self._fail(run_id, exc)
         return None
+
+    def _fail(self, run_id: str, exc: Exception) -> None:
+        """A continuation that cannot go on (e.g. the flow changed shape under the run and
+        no pinned version takes it): record why, so a human can decide."""
+        log.error("run %s could not be continued", run_id, exc_info=exc)
+        changes = {"status": RunStatus.FAILED, "error": f"cannot continue: {exc}"}
+        try:
+            self.engine.store.update_run(run_id, changes, expect_status={RunStatus.RUNNING})
+        except InvalidRunState:
+            log.info("run %s is no longer running; nothing recorded", run_id)
+
+    def _forward(self, pinned: PinnedElsewhere, event: dict[str, Any]) -> bool:
+        """Hand ``event`` to the version the run is pinned to; False if it is gone (the
+        caller then refuses as before). A throttled invoke raises (SQS redelivers)."""
+        run_id = event[INTERNAL]["run_id"]
+        try:
+            self.invoker.send(pinned.pinned, event)
+        except PinGone as gone:
+            log.warning("run %s: %s; not handed on", run_id, gone)
+            return False
+        log.info("run %s: handed to its pinned version %s", run_id, pinned.pinned)
+        return True
 
     def _hide(self, delivery: Delivery | None, context: Any) -> None:
         """Keep the message hidden until just after this invocation's deadline."""

@@ -121,7 +121,7 @@ def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
     live.shared, body = live.tracker.load(ckpts)
     live.cursor = decode_cursor(body.cursor)
     if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
-        compat.check(engine.blobs, record, graph, live.cursor)
+        compat.check(engine.blobs, record, graph, live.cursor, site=engine.site)
         compat.remember(engine.blobs, graph)
     live.seq = ckpts[-1].seq
     live.result = codec.decode(body.result)

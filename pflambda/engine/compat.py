@@ -25,11 +25,20 @@ from collections.abc import Iterable, Mapping
 
 from pflambda.blobs.base import BlobNotFound, BlobStore
 from pflambda.engine.cursor import Cursor, Frame
-from pflambda.errors import FingerprintMismatch
+from pflambda.errors import FingerprintMismatch, PinnedElsewhere
 from pflambda.graph import SEP, Graph, is_flow
 from pflambda.stores.base import RunRecord
 
-__all__ = ["check", "mismatches", "recall", "remap", "remember", "shape_of"]
+__all__ = [
+    "check",
+    "check_node",
+    "mismatches",
+    "recall",
+    "refusal",
+    "remap",
+    "remember",
+    "shape_of",
+]
 
 PREFIX = "shapes/"
 _remembered: weakref.WeakKeyDictionary[BlobStore, set[str]] = weakref.WeakKeyDictionary()
@@ -112,23 +121,58 @@ def _position_problems(
     return []
 
 
-def check(blobs: BlobStore, record: RunRecord, graph: Graph, cursor: Cursor) -> None:
+def check(
+    blobs: BlobStore, record: RunRecord, graph: Graph, cursor: Cursor, *, site: str | None = None
+) -> None:
     """Raise :class:`FingerprintMismatch` unless ``cursor`` (written by the code whose
-    fingerprint ``record`` holds) maps onto ``graph``, frame by frame."""
-    run_id, flow, fingerprint = record.run_id, record.flow, record.fingerprint
-    if graph.fingerprint() == fingerprint:
+    fingerprint ``record`` holds) maps onto ``graph``, frame by frame.
+
+    The refusal is a :class:`PinnedElsewhere` when the run is pinned somewhere other than
+    ``site`` (where this code runs): the caller may hand the run to its pinned version."""
+    if graph.fingerprint() == record.fingerprint:
         return
-    old = recall(blobs, fingerprint)
+    old = recall(blobs, record.fingerprint)
     if old is None:
-        problems = [f"the shape of its flow ({fingerprint}) was not kept"]
+        problems = [f"the shape of its flow ({record.fingerprint}) was not kept"]
     else:
         problems = mismatches(old, graph, cursor)
     if problems:
-        raise FingerprintMismatch(
-            f"run {run_id} cannot go on with the deployed {flow} "
-            f"({fingerprint} -> {graph.fingerprint()}): {'; '.join(problems)}. "
-            f"Move it onto this code with: pflambda migrate {run_id} --map OLD=NEW"
-        )
+        raise refusal(record, graph, problems, site)
+
+
+def check_node(
+    blobs: BlobStore, record: RunRecord, graph: Graph, node_id: str, *, site: str | None = None
+) -> None:
+    """Raise like :func:`check` unless ``node_id`` (a fanned-out node of the run's code)
+    exists in ``graph`` with the class it had."""
+    if graph.fingerprint() == record.fingerprint:
+        return
+    old = recall(blobs, record.fingerprint)
+    new = shape_of(graph)
+    if old is None:
+        problems = [f"the shape of its flow ({record.fingerprint}) was not kept"]
+    elif node_id not in new:
+        problems = [f"{node_id} is not in the deployed flow"]
+    elif old.get(node_id) != new[node_id]:
+        problems = [f"{node_id} was a {old.get(node_id)}, is now a {new[node_id]}"]
+    else:
+        return
+    raise refusal(record, graph, problems, site)
+
+
+def refusal(
+    record: RunRecord, graph: Graph, problems: list[str], site: str | None
+) -> FingerprintMismatch:
+    """The error for a run whose cursor does not map onto ``graph``, naming the way out."""
+    run_id = record.run_id
+    message = (
+        f"run {run_id} cannot go on with the deployed {record.flow} "
+        f"({record.fingerprint} -> {graph.fingerprint()}): {'; '.join(problems)}. "
+        f"Move it onto this code with: pflambda migrate {run_id} --map OLD=NEW"
+    )
+    if record.pinned is not None and record.pinned != site:
+        return PinnedElsewhere(message, record.pinned, record.agent)
+    return FingerprintMismatch(message)
 
 
 def remap(cursor: Cursor, mapping: Mapping[str, str]) -> Cursor:

@@ -33,10 +33,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pflambda import limits, runcontext
-from pflambda.engine import codec
+from pflambda.engine import codec, compat
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.stepper import kinds
-from pflambda.errors import InputRequired, PflambdaError, RetryableError
+from pflambda.errors import (
+    FingerprintMismatch,
+    InputRequired,
+    PflambdaError,
+    PinnedElsewhere,
+    RetryableError,
+)
 from pflambda.graph import Graph, describe
 from pflambda.stores.base import FanOut, FanOutNotFound, RunRecord, RunStatus
 
@@ -171,8 +177,14 @@ class _Graphs:
 _GRAPHS = _Graphs({})
 
 
-def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -> bool:
-    """Run one chunk's items and record them; True if this call completed the fan-out."""
+def run_chunk(
+    engine: Engine, message: dict[str, Any], receive_count: int = 1, *, pinned: bool = True
+) -> bool:
+    """Run one chunk's items and record them; True if this call completed the fan-out.
+
+    A chunk whose node the deployed flow no longer has (same class) raises
+    :class:`~pflambda.errors.PinnedElsewhere` when the run is pinned to other code and
+    ``pinned`` (the caller may hand it there); otherwise it fails the run, saying why."""
     run_id, seq, chunk = message["run_id"], message["seq"], message["chunk"]
     record = engine.store.get_run(run_id)
     if record.status != RunStatus.RUNNING:
@@ -189,7 +201,15 @@ def run_chunk(engine: Engine, message: dict[str, Any], receive_count: int = 1) -
         )
         _settle(engine, record, RunStatus.FAILED, reason)
         return False
-    node = copy.copy(_GRAPHS.get(record.flow).node(message["node"]))
+    graph = _GRAPHS.get(record.flow)
+    try:
+        compat.check_node(engine.blobs, record, graph, message["node"], site=engine.site)
+    except FingerprintMismatch as exc:
+        if pinned and isinstance(exc, PinnedElsewhere):
+            raise
+        _settle(engine, record, RunStatus.FAILED, str(exc))
+        return False
+    node = copy.copy(graph.node(message["node"]))
     node.set_params(codec.decode(message["params"]))
     values = [_item_value(engine, entry) for entry in items]
     run = runcontext.RunContext(

@@ -73,6 +73,7 @@ class Engine:
         max_attempts: int = 5,
         lease_seconds: float = limits.LEASE_SECONDS,
         lease_grace: float = limits.LEASE_GRACE_SECONDS,
+        site: str | None = None,
     ) -> None:
         self.store, self.blobs, self.queue = store, blobs, queue
         self.clock = clock or SystemClock()
@@ -86,6 +87,11 @@ class Engine:
         self.items_per_message, self.max_attempts = items_per_message, max_attempts
         self.lease_seconds, self.lease_grace = lease_seconds, lease_grace
         """How long a lease lasts without a deadline; how long past a deadline it lasts."""
+        self.site = site
+        """Where this engine's code is deployed, to pin runs to (``function:version`` on
+        a published Lambda version, ``local:<id>`` in the local twin; ``None``: nowhere a
+        run can be handed back to). Recorded in the run's ``pinned`` at start and by every
+        admitting write, at no extra request."""
 
     # -- public API -----------------------------------------------------------------
 
@@ -149,6 +155,7 @@ class Engine:
             lease_owner=driver,
             lease_until=ends,
             summary=dict(summary or {}),
+            pinned=self.site,
         )
         compat.remember(self.blobs, graph)
         live = new_live(self, record, graph, SharedView({} if shared is None else shared))
@@ -252,6 +259,8 @@ class Engine:
             changes["fingerprint"] = live.graph.fingerprint()
         if attrs is not None:
             changes["attrs"] = dict(attrs)
+        if self.site is not None and record.pinned != self.site:
+            changes["pinned"] = self.site  # the run goes on on this code: pin it here
         if expect != {RunStatus.RUNNING}:
             changes |= self.status_fields(RunStatus.RUNNING)
             changes |= {"error": None, "prompt": None, "prompt_ref": None}

@@ -67,6 +67,7 @@ _RUN_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "lease_until": ("lease_until", "float"),
     "agent": ("agent", "str"),
     "summary": ("summary", "json"),
+    "pinned": ("pinned", "str"),
 }
 _NULLABLE: Final = frozenset(
     {
@@ -80,6 +81,7 @@ _NULLABLE: Final = frozenset(
         "lease_until",
         "prompt_ref",
         "agent",
+        "pinned",
     }
 )
 

@@ -125,6 +125,9 @@ class RunRecord:
     continuation may take it over)."""
     lease_until: float | None = None
     """Epoch seconds when the lease lapses; past it, the sweeper continues the run."""
+    pinned: str | None = None
+    """Where the code that last admitted the run is deployed (a Lambda ``function:version``,
+    or a local twin's ``local:<id>``): a run the deployed flow refuses is handed there."""
 
     def leased(self, now: float) -> bool:
         """Whether someone holds a live lease on the run at ``now``."""
@@ -146,6 +149,7 @@ UPDATABLE = frozenset(
         "lease_until",
         "prompt_ref",
         "summary",
+        "pinned",
     }
 )
 """Fields ``update_run`` may change."""
