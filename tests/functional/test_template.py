@@ -126,6 +126,7 @@ def handler_problems(template: Template) -> list[str]:
 
 ENV_SOURCES = (
     "pflambda/aws/config.py",
+    "pflambda/aws/invoke.py",
     "pflambda/a2a/auth.py",
     "pflambda/console/handler.py",
     "flows/llm.py",
@@ -148,6 +149,7 @@ LOCAL_ONLY_ENV = {
     "PFLAMBDA_ALLOW_PRIVATE_PUSH": "lets push notifications reach private addresses",
     "PFLAMBDA_TOKEN": "a plain-text token: on AWS tokens come from Secrets Manager",
     "PFLAMBDA_DIR": "the embedded SQLite store's directory: Lambda uses DynamoDB",
+    "PFLAMBDA_SITE": "the local twin's identity: on AWS a run pins the function's version",
 }
 """Variables for local development that must never be set on AWS."""
 
@@ -394,8 +396,8 @@ def api_problems(template: Template) -> list[str]:
                 problems.append(f"{name}: every Api event must use RestApiId: !Ref Api")
             method = body["paths"].get(path, {}).get("x-amazon-apigateway-any-method", {})
             uri = method.get("x-amazon-apigateway-integration", {}).get("uri")
-            if name not in set(refs(uri)):
-                problems.append(f"the API body does not send {path} to {name}")
+            if f"{name}Aliaslive" not in set(refs(uri)):
+                problems.append(f"the API body does not send {path} to {name}'s alias live")
             if "security" not in method:
                 problems.append(f"the API body sets no (conditional) security on {path}")
         if f"{base}/" not in outputs:
@@ -479,7 +481,42 @@ def samconfig_problems(template: Template) -> list[str]:
     return problems
 
 
+def agent_functions(template: Template) -> list[str]:
+    """The functions that start runs: those whose handler module defines an agent."""
+    found = []
+    for name, function in functions(template).items():
+        module_name, _ = handler_ref(function["Properties"]["Handler"])
+        if getattr(importlib.import_module(module_name), "agent", None) is not None:
+            found.append(name)
+    return sorted(found)
+
+
+def pinning_problems(template: Template) -> list[str]:
+    """Every agent function publishes versions behind the alias API Gateway calls, and the
+    worker and the agents may invoke exactly those versions (docs/durability.md)."""
+    problems = []
+    policy = template["Resources"].get("PinnedInvokePolicy", {}).get("Properties", {})
+    roles = set(refs(policy.get("Roles", [])))
+    granted = [
+        s
+        for s in policy.get("PolicyDocument", {}).get("Statement", [])
+        if s.get("Effect") == "Allow" and s.get("Action") == "lambda:InvokeFunction"
+    ]
+    resources = [r for s in granted for r in s.get("Resource", [])]
+    for name in agent_functions(template):
+        properties = template["Resources"][name]["Properties"]
+        if properties.get("AutoPublishAlias") != "live":
+            problems.append(f"{name} must publish versions: AutoPublishAlias: live")
+        if {"Fn::Sub": f"${{{name}.Arn}}:*"} not in resources:
+            problems.append(f"nothing may invoke {name}'s versions (lambda:InvokeFunction)")
+    for name in [*agent_functions(template), "WorkerFunction"]:
+        if f"{name}Role" not in roles:
+            problems.append(f"{name} may not invoke pinned versions (PinnedInvokePolicy)")
+    return problems
+
+
 CHECKERS: dict[str, Callable[[Template], list[str]]] = {
+    "pinning": pinning_problems,
     "handlers": handler_problems,
     "env": env_problems,
     "iam": iam_problems,
@@ -636,6 +673,23 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None], str]] = {
         "samconfig",
         lambda t: t["Parameters"].update(Auth=t["Parameters"].pop("AuthMode")),
         "unknown parameter AuthMode",
+    ),
+    "agent not versioned": (
+        "pinning",
+        lambda t: t["Resources"]["ApprovalFunction"]["Properties"].pop("AutoPublishAlias"),
+        "ApprovalFunction must publish versions",
+    ),
+    "worker may not invoke pinned versions": (
+        "pinning",
+        lambda t: t["Resources"]["PinnedInvokePolicy"]["Properties"]["Roles"].pop(),
+        "WorkerFunction may not invoke pinned versions",
+    ),
+    "versions not invocable": (
+        "pinning",
+        lambda t: t["Resources"]["PinnedInvokePolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ][0]["Resource"].pop(0),
+        "nothing may invoke ResearchFunction's versions",
     ),
     "wrong runtime": (
         "runtime",
