@@ -686,9 +686,9 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None], str]] = {
     ),
     "versions not invocable": (
         "pinning",
-        lambda t: t["Resources"]["PinnedInvokePolicy"]["Properties"]["PolicyDocument"][
-            "Statement"
-        ][0]["Resource"].pop(0),
+        lambda t: t["Resources"]["PinnedInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"][
+            0
+        ]["Resource"].pop(0),
         "nothing may invoke ResearchFunction's versions",
     ),
     "wrong runtime": (
