@@ -192,6 +192,11 @@ def _add_runs(sub: Any) -> None:
         help="only running runs whose lease lapsed (the ones the sweeper continues)",
     )
     listing.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    pinned = runs_sub.add_parser(
+        "pinned",
+        help="the code versions live (running or paused) runs are pinned to: keep those",
+    )
+    pinned.add_argument("--json", action="store_true", help="one JSON document on stdout")
     show = runs_sub.add_parser("show", help="a run's timeline, or its shared at a step")
     show.add_argument("run_id")
     show.add_argument("--at", type=int, help="print shared after this step (JSON)")
@@ -301,6 +306,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     engine = _engine()
     if args.runs_command == "list":
         return _runs_list(engine, args)
+    if args.runs_command == "pinned":
+        return _runs_pinned(engine, args.json)
     if args.at is not None:
         return _runs_state(engine, args.run_id, args.at, args.diff)
     if args.diff:
@@ -350,6 +357,27 @@ def _runs_list(engine: Any, args: argparse.Namespace) -> int:
         )
     if page["next_token"]:
         print(f"(more: raise --limit; {len(page['runs'])} shown)", file=sys.stderr)
+    return 0
+
+
+def _runs_pinned(engine: Any, as_json: bool) -> int:
+    """Which versions live runs are pinned to (one record read per live run)."""
+    from pflambda.engine.pins import live_pins
+
+    pins = live_pins(engine.store)
+    if as_json:
+        print(json.dumps({"pinned": pins}, ensure_ascii=False))
+        return 0
+    if not pins:
+        print("no running or paused run is pinned to a version: none needs to be kept")
+        return 0
+    print(f"{'pinned to':<48} {'runs':>5}  {'oldest update (UTC)':<20} example run")
+    for pin in pins:
+        where = pin["pinned"] or "(nowhere: not started on a published version)"
+        print(
+            f"{where:<48} {pin['runs']:>5}  {_when(pin['oldest_update']):<20} "
+            f"{pin['example']}"
+        )
     return 0
 
 

@@ -14,12 +14,15 @@ import logging
 import os
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from pflambda.aws import invoke
 from pflambda.errors import ConfigError
 from pflambda.local.poller import REGION, Worker
 from pflambda.local.server import LocalServer, ServedAgent, discover_agents, serve
 from pflambda.local.sweeper import SweepThread
+from pflambda.local.twin import LocalTwin, snapshot
 
 if TYPE_CHECKING:
     from pflambda.local.emulator import Emulator
@@ -36,6 +39,8 @@ class LocalSession:
     emulator: Emulator | None = None
     endpoint: str | None = None
     sweeper: SweepThread | None = None
+    twin: LocalTwin | None = None
+    """Runs the copies of earlier versions of the code that runs are pinned to."""
 
     def banner(self) -> str:
         """What to print once everything is up: URLs and commands to paste."""
@@ -87,6 +92,10 @@ class LocalSession:
             if self.sweeper is not None:
                 self.sweeper.stop()
             self.server.stop()
+            if self.twin is not None:
+                self.twin.close()
+                invoke.install(None)
+                os.environ.pop("PFLAMBDA_SITE", None)
         finally:
             if self.emulator is not None:
                 self.emulator.stop()
@@ -103,13 +112,17 @@ def start_local(
     """Start the emulator (unless ``endpoint_url``), then the agents of ``package``.
 
     Sets ``os.environ`` for this process: the AWS endpoint and pflambda's resources,
-    and ``PFLAMBDA_ALLOW_PRIVATE_PUSH=1`` (push to ``http://localhost`` webhooks).
+    ``PFLAMBDA_ALLOW_PRIVATE_PUSH=1`` (push to ``http://localhost`` webhooks), and
+    ``PFLAMBDA_SITE=local:<id>``: the project's code is copied to
+    ``.pflambda/versions/<id>/`` and runs are pinned to it (:mod:`pflambda.local.twin`).
     """
     from pflambda.aws.config import Settings
 
     emulator, endpoint = _use_aws(endpoint_url)
+    project = Path(root if root is not None else os.getcwd()).resolve()
+    twin = _twin(project)
     try:
-        agents = discover_agents(package, root if root is not None else os.getcwd())
+        agents = discover_agents(package, str(project))
         if not agents:
             raise ConfigError(f"no agents found in the {package!r} package")
         queue = Settings.from_env().ports.queue
@@ -121,11 +134,26 @@ def start_local(
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port} ({exc}); try --port") from exc
     except BaseException:
+        twin.close()
+        invoke.install(None)
         if emulator is not None:
             emulator.stop()
         raise
     sweeper = SweepThread(lambda: Settings.from_env().engine()).start()
-    return LocalSession(server, agents, emulator, endpoint, sweeper)
+    return LocalSession(server, agents, emulator, endpoint, sweeper, twin)
+
+
+def _twin(project: Path) -> LocalTwin:
+    """Copy the project's code as this session's version, pin runs to it, and hand runs
+    pinned to earlier copies to those (installed as this process's invoker)."""
+    from pflambda.aws.config import Settings
+
+    home = Settings.from_env().home
+    version = snapshot(project, home)
+    os.environ["PFLAMBDA_SITE"] = f"local:{version}"
+    twin = LocalTwin(home)
+    invoke.install(twin)
+    return twin
 
 
 def _use_aws(endpoint_url: str | None) -> tuple[Emulator | None, str]:

@@ -92,3 +92,29 @@ def test_fork_with_set(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fork", "r", "--at", "1", "--set", "draft=About owls"]) == 2
     assert "--set draft: not JSON" in capsys.readouterr().err
     assert main(["fork", "r", "--at", "1", "--set", "oops"]) == 2
+
+
+def test_runs_pinned_shows_which_versions_live_runs_need(
+    engine: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine.site = "research:3"
+    engine.start("tests.flows.console:review", {"topic": "a"}, run_id="p3")  # paused
+    engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="r3", max_steps=1)  # running
+    engine.start("tests.flows.sample:loop", {"limit": 1}, run_id="done")  # completed: not live
+    engine.site = "research:2"
+    engine.start("tests.flows.console:review", {"topic": "b"}, run_id="p2")
+    engine.site = None
+    engine.start("tests.flows.console:review", {"topic": "c"}, run_id="off")
+    capsys.readouterr()
+    assert main(["runs", "pinned", "--json"]) == 0
+    pins = out_json(capsys)["pinned"]
+    assert [(p["pinned"], p["runs"]) for p in pins] == [
+        ("research:3", 2),
+        (None, 1),
+        ("research:2", 1),
+    ]
+    assert pins[0]["example"] == "p3"  # the oldest of them
+    assert main(["runs", "pinned"]) == 0
+    text = capsys.readouterr().out
+    assert "research:3" in text
+    assert "(nowhere: not started on a published version)" in text
