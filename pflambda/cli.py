@@ -374,10 +374,7 @@ def _runs_pinned(engine: Any, as_json: bool) -> int:
     print(f"{'pinned to':<48} {'runs':>5}  {'oldest update (UTC)':<20} example run")
     for pin in pins:
         where = pin["pinned"] or "(nowhere: not started on a published version)"
-        print(
-            f"{where:<48} {pin['runs']:>5}  {_when(pin['oldest_update']):<20} "
-            f"{pin['example']}"
-        )
+        print(f"{where:<48} {pin['runs']:>5}  {_when(pin['oldest_update']):<20} {pin['example']}")
     return 0
 
 

@@ -19,14 +19,14 @@ from pflambda.local.server import api_event
 from pflambda.local.twin import VERSIONS, LocalTwin, project_files, snapshot
 from pflambda.stores.base import RunStatus
 
-AGENT = '''
+AGENT = """
 from pflambda import Agent
 
 agent = Agent(name="twin", flow="twinflows.flow:create_flow", output_key="published")
 handler = agent.api_handler
-'''
+"""
 
-FLOW = '''
+FLOW = """
 from pflambda import Flow, InputRequired, Node
 
 
@@ -49,7 +49,7 @@ def create_flow():
     draft = Draft()
     draft >> {ask}()
     return Flow(start=draft)
-'''
+"""
 
 
 def write_version(root: Path, ask: str, version: str) -> None:
