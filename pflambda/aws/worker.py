@@ -36,7 +36,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pflambda import limits
 from pflambda.aws.config import Settings
-from pflambda.aws.invoke import INTERNAL, Invoker, PinGone, default_invoker, internal_event
+from pflambda.aws.invoke import (
+    INTERNAL,
+    Invoker,
+    PinFailed,
+    PinGone,
+    default_invoker,
+    internal_event,
+)
 from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener, StepEvent
 from pflambda.errors import (
@@ -222,12 +229,13 @@ class Worker:
             log.info("run %s is no longer running; nothing recorded", run_id)
 
     def _forward(self, pinned: PinnedElsewhere, event: dict[str, Any]) -> bool:
-        """Hand ``event`` to the version the run is pinned to; False if it is gone (the
-        caller then refuses as before). A throttled invoke raises (SQS redelivers)."""
+        """Hand ``event`` to the version the run is pinned to; False if it is gone or
+        refuses the invocation (the caller then refuses as before). A throttled invoke
+        raises (SQS redelivers)."""
         run_id = event[INTERNAL]["run_id"]
         try:
             self.invoker.send(pinned.pinned, event)
-        except PinGone as gone:
+        except (PinGone, PinFailed) as gone:  # deleted, or refused (too large, denied)
             log.warning("run %s: %s; not handed on", run_id, gone)
             return False
         log.info("run %s: handed to its pinned version %s", run_id, pinned.pinned)
