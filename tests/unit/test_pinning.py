@@ -284,3 +284,40 @@ def test_fanned_out_chunks_and_their_continuation_go_to_the_pinned_version(
     handed = [event[invoke.INTERNAL]["kind"] for _, event in versions.sent]
     assert handed.count("chunk") == kinds.count("fanout") >= 1
     assert handed.count("continue") >= 1
+
+
+def test_a_streamed_reply_through_the_local_server_path_is_answered_by_the_pinned_version(
+    versions: Versions,
+) -> None:
+    v1, v3 = agents(versions)
+    task_id = paused_on_v1(v1)
+    message = msg_v1("yes", taskId=task_id)
+    body = {
+        "jsonrpc": "2.0",
+        "id": "1",
+        "method": "SendStreamingMessage",
+        "params": {"message": message},
+    }
+    event = api_event(
+        "POST",
+        "/agents/pinned-agent/",
+        [("Content-Type", "application/json"), ("A2A-Version", "1.0")],
+        json.dumps(body).encode(),
+        domain="127.0.0.1:1",
+    )
+    with deployed(3):
+        response = v3.http(event, LocalContext(29))  # what pflambda local serves
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert isinstance(response.body, bytes)  # the pinned version's buffered stream
+    frames = [
+        json.loads(line[len("data: ") :])
+        for line in response.body.decode().splitlines()
+        if line.startswith("data: ")
+    ]
+    states = [
+        f["result"].get("statusUpdate", f["result"].get("task", {})).get("status", {}).get("state")
+        for f in frames
+    ]
+    assert states[-1] == "TASK_STATE_COMPLETED"
+    assert [target for target, _ in versions.calls] == ["research:1"]
