@@ -22,7 +22,7 @@ Outside a durable run (``flow.run(shared)`` in-process, a unit test calling ``ex
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -70,6 +70,52 @@ class RunContext:
     agent: str | None = None
     """The name of the A2A agent that started the run, if any."""
     _node: Any = field(default=None, repr=False, compare=False)
+    _emit: Callable[..., None] | None = field(default=None, repr=False, compare=False)
+
+    def emit_artifact(
+        self,
+        artifact_id: str,
+        parts: Any,
+        *,
+        append: bool = False,
+        last_chunk: bool = False,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Stream an artifact, or one chunk of it, while the run goes on.
+
+        ``parts``: a ``str`` (a text part), a :class:`pflambda.Part`, or a list of them.
+        The chunk is committed with this step's checkpoint (one write) and streamed to
+        A2A clients as a ``TaskArtifactUpdateEvent`` once it is; GetTask shows the
+        artifacts built so far. ``append=True`` adds the parts to the artifact with this
+        ``artifact_id`` (its first chunk has ``append=False``); ``last_chunk=True`` says
+        the artifact is complete. A step that fails or is retried drops its chunks and
+        emits them again when it runs again: a client never sees a chunk twice.
+
+        Raises ``TypeError``/``ValueError`` at once for a bad chunk: an unknown part
+        type, an append to an artifact never started, a chunk after the last chunk, a
+        chunk over 1 MB, or a run's artifacts over 4 MB. Call it from ``prep``/``post``
+        (or ``exec``, but an ``exec`` that raises and is retried keeps what it emitted:
+        emit in ``post`` when ``exec`` retries). Not available in a fanned-out batch
+        item run by a worker: return the content and emit it in the node's ``post``.
+        """
+        if self._emit is None:
+            where = f"item {self.item} of a fanned-out batch node" if self.item is not None else ""
+            raise RuntimeError(
+                f"emit_artifact is not available in {where or 'this context'}: "
+                "return the content and emit it from the node's post"
+            )
+        self._emit(
+            self.step,
+            artifact_id,
+            parts,
+            append=append,
+            last_chunk=last_chunk,
+            name=name,
+            description=description,
+            metadata=metadata,
+        )
 
     @property
     def attempt(self) -> int:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pflambda.engine import codec, compat
+from pflambda.engine.artifacts import ArtifactLog
 from pflambda.engine.cursor import decode_cursor, encode_cursor
 from pflambda.engine.flowref import load_flow
 from pflambda.engine.run import Live, StepEvent
@@ -81,8 +82,14 @@ def commit(
     """
     seq = live.seq + 1
     encoded_result = codec.encode(result, path="result") if finished else None
+    log = live.artifacts.staged()
     pending = live.tracker.prepare(
-        live.shared, encode_cursor(live.cursor), seq=seq, node_id=node_id, result=encoded_result
+        live.shared,
+        encode_cursor(live.cursor),
+        seq=seq,
+        node_id=node_id,
+        result=encoded_result,
+        side=log,
     )
     body, snap = pending.body, pending.snapshot
     label = action if action is None or isinstance(action, str) else repr(action)
@@ -101,7 +108,10 @@ def commit(
         live.record = applied(live.record, changes)
     live.tracker.commit(pending)
     live.seq = seq
-    return StepEvent(live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished)
+    chunks = tuple(live.artifacts.committed(log))
+    return StepEvent(
+        live.record.run_id, seq, node_id, action, len(body), snap, 0.0, finished, chunks=chunks
+    )
 
 
 def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
@@ -119,6 +129,7 @@ def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
         raise InvalidRunState(f"run {record.run_id} has no checkpoints")
     live = new_live(engine, record, graph, {})
     live.shared, body = live.tracker.load(ckpts)
+    live.artifacts = ArtifactLog.of(live.tracker.side)
     live.cursor = decode_cursor(body.cursor)
     if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
         compat.check(engine.blobs, record, graph, live.cursor, site=engine.site)

@@ -185,7 +185,7 @@ def _plain(keys: list[Any]) -> bool:
 def where(path: list[Any]) -> str:
     """``shared['key'][3]['name']``: a path as errors name it."""
     top = path[0]
-    head = repr(codec.decode_key(top)) if top.startswith(_TAG) else repr(top)
+    head = repr(codec.decode_key(top)) if top.startswith(_TAG + ":") else repr(top)
     return f"shared[{head}]" + "".join(f"[{seg!r}]" for seg in path[1:])
 
 

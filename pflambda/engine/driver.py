@@ -67,6 +67,7 @@ async def _drive(
         if live.record.cancel_requested:  # learnt from the last write or read, not re-read
             return lifecycle.cancelled(engine, live)
         lease.renew(engine, live)
+        live.artifacts.drop()  # chunks of a step that did not commit are emitted again
         started = engine.clock.monotonic()
         position = live.cursor.position
         observe.update(step=live.seq + 1, node=position)
@@ -74,6 +75,7 @@ async def _drive(
             with runcontext.running(_run_context(live, position)):
                 step = await live.stepper.step(live.cursor, live.shared)
         except InputRequired as ask:
+            live.artifacts.drop()  # the node runs again with the reply: so do its chunks
             return lifecycle.pause(engine, live, ask)
         except FanInNotReady:
             lease.hand_off_quietly(engine, live)
@@ -81,6 +83,7 @@ async def _drive(
         except RetryableError:
             raise  # a store or queue the flow reached through the engine (fan-in)
         except Exception as exc:
+            live.artifacts.drop()
             return lifecycle.fail(engine, live, position, exc)
         if step.fan_out is not None:
             return _spread(engine, live, step.node_id, step.fan_out, on_step)
@@ -133,6 +136,7 @@ def _run_context(live: Live, position: str | None) -> runcontext.RunContext:
         node_id=position,
         flow=record.flow,
         **runcontext.a2a_ids(record.run_id, record.context_id, record.attrs),
+        _emit=live.artifacts.emit,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pflambda.engine.artifacts import ArtifactLog
 from pflambda.engine.cursor import Cursor
 from pflambda.engine.state import SharedTracker
 from pflambda.engine.stepper import Stepper
@@ -60,6 +61,8 @@ class StepEvent:
     """Attempts beyond the first that the node's ``exec`` needed."""
     fan_out_items: int = 0
     """Items this step sent to the workers (a fanned-out batch node)."""
+    chunks: tuple[dict[str, Any], ...] = ()
+    """Artifact chunks this step committed (entries of :mod:`pflambda.engine.artifacts`)."""
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Live:
     """The Lambda context whose deadline the lease follows (``None``: renewed leases)."""
     prompt: str | None = None
     """The question of a paused run, resolved when it is stored by reference."""
+    artifacts: ArtifactLog = field(default_factory=ArtifactLog)
+    """The run's artifact log and the running step's chunks."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ effects on shared are committed exactly once.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -334,7 +335,9 @@ class Engine:
         ckpts = self.store.load_checkpoints(run_id, at)
         if not ckpts or ckpts[-1].seq != at:
             raise InvalidRunState(f"run {run_id} has no checkpoint {at}")
-        shared, body = SharedTracker(run_id, self.blobs).load(ckpts)
+        loaded = SharedTracker(run_id, self.blobs)
+        shared, body = loaded.load(ckpts)
+        log = loaded.side  # artifact chunks streamed up to ``at`` stay the fork's
         missing = [key for key in remove if key not in shared]
         if missing:
             raise InvalidRunState(f"run {run_id} has no key {missing[0]!r} in shared at step {at}")
@@ -364,7 +367,9 @@ class Engine:
             lease_until=now + self.lease_seconds,
         )
         tracker = SharedTracker(record.run_id, self.blobs)
-        data = tracker.prepare(shared, body.cursor, seq=0, snapshot=True, result=body.result).body
+        data = tracker.prepare(
+            shared, body.cursor, seq=0, snapshot=True, result=body.result, side=log
+        ).body
         self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True, base=0))
         return record
 
@@ -375,6 +380,17 @@ class Engine:
             raise InvalidRunState(f"run {run_id} has no checkpoint{'' if at is None else f' {at}'}")
         shared, body = SharedTracker(run_id, self.blobs).load(ckpts)
         return shared, decode_cursor(body.cursor), ckpts[-1].seq
+
+    def artifact_log(self, run_id: str) -> tuple[list[dict[str, Any]], int]:
+        """The artifact chunks run ``run_id`` committed (entries of
+        :mod:`pflambda.engine.artifacts`, in order) and its latest step: one read of its
+        checkpoints since the last snapshot."""
+        ckpts = self.store.load_checkpoints(run_id)
+        if not ckpts:
+            return [], 0
+        tracker = SharedTracker(run_id, self.blobs)
+        tracker.load(ckpts)
+        return [json.loads(t) for t in tracker.side], ckpts[-1].seq
 
     def set_status(
         self, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any

@@ -20,6 +20,12 @@ Only the keys a step touched are examined (:class:`~pflambda.engine.view.SharedV
 an untouched value costs nothing. Snapshots are taken when replaying the deltas since
 the last one would read more than a new snapshot (:func:`SharedTracker.wants_snapshot`).
 Format 1 bodies (whole top-level values) still load.
+
+Beside shared, the tracker keeps one *side* value under the encoded key ``$pfart`` (which
+:func:`~pflambda.engine.codec.encode_key` never produces, so no key of shared can clash):
+the run's artifact log (:mod:`pflambda.engine.artifacts`), a list that only grows. It is
+diffed, offloaded and snapshotted like a value of shared -- so a step's chunks ride in its
+checkpoint as one append op -- but never appears in shared.
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ from pflambda.engine.view import SharedView, Touched
 from pflambda.errors import SerializationError
 from pflambda.stores.base import Checkpoint
 
-__all__ = ["Body", "Pending", "SharedTracker", "read_body"]
+__all__ = ["SIDE", "Body", "Pending", "SharedTracker", "read_body"]
+
+SIDE = "$pfart"
+"""The encoded key of the side value (the artifact log)."""
 
 FORMAT = 2
 COMPRESS_OVER = 2048
@@ -94,6 +103,8 @@ class Pending:
     deleted: list[str]
     cached: dict[str, list[str]]
     written: dict[str, int]
+    side: list[Any] | None = None
+    """The side value this body stores (``None``: unchanged)."""
     cost: int = 0
     """What reading this snapshot costs: its body and every blob it refers to."""
 
@@ -110,6 +121,8 @@ class SharedTracker:
         """Encoded key -> its snapshot ops (JSON text), while the value is unchanged."""
         self.written: dict[str, int] = {}
         """Blob keys known to be stored (content-addressed: never written twice) -> size."""
+        self.side: list[Any] = []
+        """The committed side value (the artifact log)."""
         self.base = 0
         self.delta_bytes = 0
         self.deltas = 0
@@ -127,11 +140,16 @@ class SharedTracker:
         snapshot: bool | None = None,
         result: codec.JSONValue = None,
         extra: dict[str, Any] | None = None,
+        side: list[Any] | None = None,
     ) -> Pending:
-        """The body of checkpoint ``seq``: a delta of what changed, or a snapshot."""
+        """The body of checkpoint ``seq``: a delta of what changed, or a snapshot.
+
+        ``side``: the side value, looked at only when it is not the committed object."""
         try:
             ops, shadows, deleted = self._changes(shared)
             pending = Pending(b"", False, self.base, shadows, deleted, {}, {})
+            if side is not None and side is not self.side and (side or SIDE in self.shadows):
+                self._side_changes(side, ops, pending)
             if snapshot is not True:
                 head = {"v": FORMAT, "snap": False, "base": self.base, "cursor": cursor}
                 texts = [self._op_text(op, pending) for op in ops]
@@ -169,6 +187,8 @@ class SharedTracker:
             self.cached.pop(key, None)
         self.cached.update(pending.cached)
         self.written.update(pending.written)
+        if pending.side is not None:
+            self.side = pending.side
         size = len(pending.body) + limits.CHECKPOINT_ITEM_OVERHEAD
         if pending.snapshot:
             self.base, self.deltas, self.delta_bytes = pending.base, 0, 0
@@ -187,7 +207,7 @@ class SharedTracker:
         if touched.everything:
             candidates = list(dict.__iter__(shared))
             present = {codec.encode_key(k) for k in candidates}
-            deleted = [k for k in self.shadows if k not in present]
+            deleted = [k for k in self.shadows if k not in present and k != SIDE]
         else:
             candidates = [k for k in touched.keys if k in shared]
             gone = [_key_or_none(k) for k in touched.keys if k not in shared]
@@ -232,7 +252,28 @@ class SharedTracker:
                 ops = self._place(key, text, pending)
                 pending.cached[key] = ops
             texts += ops
+        side = self.side if pending.side is None else pending.side
+        if side:
+            ops = self.cached.get(SIDE) if SIDE not in pending.shadows else None
+            if ops is None:
+                text = whole.get(SIDE) or _dump(codec.encode(side, "artifacts"))
+                ops = self._place(SIDE, text, pending)
+                pending.cached[SIDE] = ops
+            texts += ops
         return texts
+
+    def _side_changes(self, side: list[Any], ops: list[delta.Op], pending: Pending) -> None:
+        """The side value's ops (one append, for a log that grew) and its shadow."""
+        pending.side = side
+        old = self.shadows.get(SIDE, _MISSING)
+        if old is _MISSING:
+            pending.shadows[SIDE] = delta.replace(side, [SIDE], ops)
+            return
+        found: list[delta.Op] = []
+        shadow = delta.diff(old, side, [SIDE], found)
+        if found:
+            ops += found
+            pending.shadows[SIDE] = shadow
 
     def _place(self, key: str, text: str, pending: Pending) -> list[str]:
         """Snapshot ops for one top-level value: inline, one blob, or list segments."""
@@ -325,12 +366,19 @@ class SharedTracker:
             raise codec.DecodeError("no checkpoints to load")
         shared = SharedView()
         self.shadows = {}
+        self.cached = {k: ops for k, ops in origins.items() if k in values}
+        side = values.pop(SIDE, None)
+        decoded = [] if side is None else codec.decode(side)
+        if not isinstance(decoded, list):
+            raise codec.DecodeError("checkpoint artifact log is not a list")
+        self.side = decoded
+        if side is not None:
+            self.shadows[SIDE] = delta.shadow_of(self.side, side)
         for key, tree in values.items():
             value = codec.decode(tree)
             dict.__setitem__(shared, codec.decode_key(key), value)
             self.shadows[key] = delta.shadow_of(value, tree)
         shared.take_touched()
-        self.cached = {k: ops for k, ops in origins.items() if k in values}
         return shared, last
 
     def _replay(self, values: dict[str, Any], origins: dict[str, list[str]], op: list[Any]) -> None:
