@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pflambda import Node
+from pflambda import Node, maybe_current_run
 
 from .utils import call_llm, format_context, parse_decision, search_web
 
@@ -95,7 +95,10 @@ class SearchWeb(Node[str, list[dict[str, str]], str]):
         return search_web(query)
 
     def post(self, shared: dict[str, Any], query: str, exec_res: list[dict[str, str]]) -> str:
-        shared.setdefault("context", []).append({"query": query, "results": exec_res})
+        context = shared.setdefault("context", [])
+        context.append({"query": query, "results": exec_res})
+        titles = "; ".join(r.get("title", "") for r in exec_res[:3])
+        stream_note(f"Searched {query!r}: {titles}\n", first=len(context) == 1)
         return "decide"
 
 
@@ -114,4 +117,19 @@ class AnswerQuestion(Node[tuple[str, Context], str, str]):
 
     def post(self, shared: dict[str, Any], prep_res: tuple[str, Context], exec_res: str) -> str:
         shared["answer"] = exec_res
+        searches = len(prep_res[1])
+        stream_note(f"Answered after {searches} search(es).", first=not searches, last=True)
         return "done"
+
+
+NOTES = "research-notes"
+"""The id of the artifact the research notes stream into, one chunk per step."""
+
+
+def stream_note(text: str, *, first: bool, last: bool = False) -> None:
+    """Stream one chunk of the research notes to the A2A client while the run goes on
+    (committed with this step's checkpoint). Outside a durable run -- ``flow.run()`` in
+    a test or a notebook -- there is no client to stream to, and nothing happens."""
+    run = maybe_current_run()
+    if run is not None:
+        run.emit_artifact(NOTES, text, append=not first, last_chunk=last, name="Research notes")

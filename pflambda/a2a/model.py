@@ -200,6 +200,7 @@ class ArtifactUpdate:
     artifact: Artifact
     append: bool = False
     last_chunk: bool = True
+    metadata: dict[str, Any] | None = None
 
 
 Event = Task | Message | StatusUpdate | ArtifactUpdate

@@ -88,11 +88,38 @@ class Pushes:
     def on_step(self, record: RunRecord, event: StepEvent) -> None:
         """Step listener: a task sent with ``returnImmediately`` turns from SUBMITTED to
         WORKING when a worker commits its first step -- a change the run's status does not
-        show, so it is pushed here."""
+        show, so it is pushed here. A step's artifact chunks are pushed too, to a task of
+        A2A 1.0 (whose push payload is a StreamResponse: one ``artifactUpdate`` each; a
+        0.3 push carries the Task, whose artifacts show the chunks at the next status)."""
         a2a = record.attrs.get("a2a", {})
         submitted = record.summary.get("submitted") or a2a.get("submitted")
         if event.seq == 1 and submitted:  # before the status listeners hear more
             self._push(replace(record, status=RunStatus.RUNNING), TaskState.WORKING)
+        if event.chunks and a2a.get("protocol") == "1.0":
+            self._push_chunks(record, event)
+
+    def _push_chunks(self, record: RunRecord, event: StepEvent) -> None:
+        a2a = record.attrs.get("a2a", {})
+        configs = a2a.get("push") or {}
+        agent = self.agents(a2a.get("agent", "")) if configs else None
+        if agent is None or not agent.push_notifications:
+            return
+        from pflambda.a2a.chunks import updates
+        from pflambda.a2a.wire import Version, render_event
+
+        context_id = record.context_id or record.run_id
+        payloads = [
+            render_event(u, Version.V1_0) for u in updates(record.run_id, context_id, event.chunks)
+        ]
+        engine = agent.engine
+        if engine.queue is None:
+            for payload in payloads:
+                _send_inline(agent, record, configs, payload)
+            return
+        carried = [_carry(engine, record.run_id, p) for p in payloads]
+        engine.queue.send(
+            [push_message(record.run_id, agent.name, cid, c) for c in carried for cid in configs]
+        )
 
     def _push(self, record: RunRecord, state: TaskState | None) -> None:
         a2a = record.attrs.get("a2a", {})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import history
+from pflambda.a2a.chunks import artifacts_of, merged, updates, upto
 from pflambda.a2a.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
 from pflambda.a2a.listing import ListQuery, TaskPage, list_tasks
 from pflambda.a2a.model import (
@@ -117,16 +118,21 @@ class TaskService:
         artifacts: bool = True,
         shared: dict[Any, Any] | None = None,
         closing: bool = True,
+        chunks: list[dict[str, Any]] | None = None,
     ) -> Task:
         """The A2A view of a run. ``closing=False`` leaves out what only the final state
-        tells (a completed task's reply), so nothing but the record is read."""
+        tells (a completed task's reply), so nothing but the record is read.
+
+        ``artifacts``: the artifacts streamed so far (``chunks``, the run's artifact log,
+        read when not given), then -- once completed -- the final ones not streamed."""
         state = self.state_of(record)
         a2a = record.attrs.get("a2a", {})
         outputs: tuple[Artifact, ...] = ()
         message = None
         if record.status == RunStatus.COMPLETED and (closing or artifacts):
             if shared is None:
-                shared = self.engine.state(record.run_id)[0]
+                shared, log, _ = self.engine.view(record.run_id)
+                chunks = log if chunks is None else chunks
             result = self.agent.outcome(shared, record.run_id)
             if isinstance(result, Message):
                 message = self._reply_message(record, result)
@@ -142,6 +148,10 @@ class TaskService:
             message = self._agent_message(
                 record, "error", text or self.agent.describe_error(record.error)
             )
+        if artifacts:
+            if chunks is None:
+                chunks = self.engine.artifact_log(record.run_id)[0]
+            outputs = merged(artifacts_of(chunks), outputs)
         entries = list(a2a.get("history", []))
         if history_length is not None:  # slice first: only the messages shown are read
             entries = entries[-history_length:] if history_length else []
@@ -220,7 +230,8 @@ class TaskService:
     def stream(
         self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
     ) -> Iterator[Any]:
-        """SendStreamingMessage: the task first, then one event per checkpoint."""
+        """SendStreamingMessage: the task first, then one event per checkpoint (and one
+        artifact update per chunk the checkpoint committed)."""
         events: queue.Queue[Any] = queue.Queue()
         done = object()
 
@@ -237,11 +248,19 @@ class TaskService:
 
         thread = threading.Thread(target=work, name="pflambda-stream", daemon=True)
         thread.start()
-        yield from self._drain(events, done, config, caller)
+        answering = (task_id or message.task_id) is not None
+        yield from self._drain(events, done, config, caller, answering)
 
     def _drain(
-        self, events: queue.Queue[Any], done: object, config: SendConfig, caller: Caller
+        self,
+        events: queue.Queue[Any],
+        done: object,
+        config: SendConfig,
+        caller: Caller,
+        answering: bool = False,
     ) -> Iterator[Any]:
+        """Stream events as the driver commits steps. ``answering``: the task existed
+        before (a reply): its first event shows the artifacts streamed before."""
         task: Task | None = None
         while True:
             try:
@@ -253,21 +272,34 @@ class TaskService:
                 return
             if isinstance(item, StepEvent):
                 if task is None:  # the run may be further by now: events must not regress
-                    first = self.task(self.engine.store.get_run(item.run_id), artifacts=False)
-                    working = TaskStatus(TaskState.WORKING, first.status.timestamp)
-                    task = replace(first, status=working)
+                    task = self._first(item, answering)
                     yield task
+                yield from updates(task.id, task.context_id, item.chunks)
                 yield self._progress(task, item)
             elif item[0] == "error":
                 raise item[1]
             elif _handed_off(item[1], item[2]):  # workers go on: follow their checkpoints
-                task = task or self.task(item[1], artifacts=False)
+                if task is None:
+                    log = item[2].chunks
+                    task = self.task(item[1], chunks=upto(log, item[2].seq), closing=False)
+                    yield task
                 yield from self._follow(task, item[2].seq, caller)
             else:
                 final = self._after(item[1], item[2], config)
                 if task is None:
                     yield final
-                yield from self._closing(final)
+                streamed = {e["id"] for e in (item[2].chunks if item[2] else [])}
+                yield from self._closing(final, streamed)
+
+    def _first(self, event: StepEvent, answering: bool) -> Task:
+        """A stream's first event: the task as the first committed step found it."""
+        record = self.engine.store.get_run(event.run_id)
+        before: list[dict[str, Any]] = []
+        if answering:  # the artifacts streamed before this reply (this step's come next)
+            before = upto(self.engine.artifact_log(event.run_id)[0], event.seq - 1)
+        first = self.task(record, artifacts=bool(before), chunks=before, closing=False)
+        working = TaskStatus(TaskState.WORKING, first.status.timestamp)
+        return replace(first, status=working)
 
     def _progress(self, task: Task, event: StepEvent) -> StatusUpdate:
         note = Message(
@@ -281,9 +313,11 @@ class TaskService:
         meta = {"node": event.node_id, "step": event.seq}
         return StatusUpdate(task.id, task.context_id, status, metadata=meta)
 
-    def _closing(self, task: Task) -> Iterator[Any]:
+    def _closing(self, task: Task, streamed: set[str]) -> Iterator[Any]:
+        """The final artifacts (those not streamed as chunks), then the final status."""
         for artifact in task.artifacts:
-            yield ArtifactUpdate(task.id, task.context_id, artifact)
+            if artifact.artifact_id not in streamed:
+                yield ArtifactUpdate(task.id, task.context_id, artifact)
         yield StatusUpdate(task.id, task.context_id, task.status)
 
     def _dispatch(
@@ -418,7 +452,8 @@ class TaskService:
 
     def _after(self, record: RunRecord, outcome: RunOutcome | None, config: SendConfig) -> Task:
         shared = outcome.shared if outcome and record.status == RunStatus.COMPLETED else None
-        return self.task(record, history_length=config.history_length, shared=shared)
+        chunks = outcome.chunks if outcome is not None else None
+        return self.task(record, history_length=config.history_length, shared=shared, chunks=chunks)
 
     # -- cancel, subscribe, push ------------------------------------------------------
 
@@ -447,9 +482,9 @@ class TaskService:
         record = self.record(task_id, caller)
         if record.status in TERMINAL:
             raise UnsupportedOperation(f"task {task_id} is {_STATES[record.status]}")
-        task = self.task(record, artifacts=False)
+        log, seq = self.engine.artifact_log(task_id)  # one read: the chunks up to seq
+        task = self.task(record, chunks=log, closing=False)
         yield task
-        seq = max((c.seq for c in self.engine.store.list_checkpoints(task_id)), default=0)
         if record.status == RunStatus.PAUSED and not (yield from self._await_reply(record, caller)):
             return
         yield from self._follow(task, seq, caller)
@@ -469,16 +504,24 @@ class TaskService:
         return False
 
     def _follow(self, task: Task, seq: int, caller: Caller) -> Iterator[Any]:
+        """Events of the checkpoints after ``seq`` as others commit them, until the task
+        stops: each checkpoint's chunks, then its progress."""
         clock, idle = self.engine.clock, 0.0
         while True:
-            for ckpt in self.engine.store.list_checkpoints(task.id, after=seq):
-                seq = ckpt.seq
+            ckpts = list(self.engine.store.list_checkpoints(task.id, after=seq))
+            log = self.engine.artifact_log(task.id)[0] if ckpts else []
+            for ckpt in ckpts:
                 step = StepEvent(task.id, ckpt.seq, ckpt.node_id, ckpt.action, 0, False, 0.0, False)
+                yield from updates(task.id, task.context_id, _of_step(log, ckpt.seq))
                 yield self._progress(task, step)
+                seq = ckpt.seq
                 idle = 0.0
             record = self.engine.store.get_run(task.id)
             if record.status != RunStatus.RUNNING:
-                yield from self._closing(self.task(record))
+                shared, log, _ = self.engine.view(task.id)
+                yield from updates(task.id, task.context_id, [e for e in log if e["s"] > seq])
+                final = self.task(record, shared=shared, chunks=log)
+                yield from self._closing(final, {e["id"] for e in log})
                 return
             if _time_left(caller) < 2_000:
                 return
@@ -517,6 +560,10 @@ def _handed_off(record: RunRecord, outcome: RunOutcome | None) -> bool:
     """The run goes on elsewhere (its items are with the workers, or another invocation)."""
     stopped = outcome.stopped if outcome is not None else None
     return record.status == RunStatus.RUNNING and stopped in ("fanout", "conflict")
+
+
+def _of_step(log: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
+    return [e for e in log if e["s"] == seq]
 
 
 def _time_left(caller: Caller) -> int:

@@ -190,6 +190,8 @@ def _render_artifact_update(event: ArtifactUpdate, v: Version) -> dict[str, Any]
         "append": event.append,
         "lastChunk": event.last_chunk,
     }
+    if event.metadata:
+        doc["metadata"] = event.metadata
     if v is not Version.V1_0:
         doc["kind"] = "artifact-update"
     if v is Version.V0_1:

@@ -11,8 +11,11 @@ when the step runs again, so a chunk is committed exactly once and in step order
 
 One log entry is one chunk, stored as its JSON text::
 
-    {"s": step, "id": artifact_id, "parts": [part, ...], "append": bool, "last": bool,
-     "name": ..., "description": ..., "metadata": ...}
+    {"s": step, "n": position, "id": artifact_id, "parts": [part, ...], "append": bool,
+     "last": bool, "name": ..., "description": ..., "metadata": ...}
+
+``n`` is the chunk's position in the log (0, 1, 2 ...): a total order for receivers that
+may get chunks out of order (push notifications).
 
 Parts are A2A parts in storage form (``{"text": ...}``, ``{"data": ...}``,
 ``{"bytes"|"uri": ..., "mediaType": ..., "filename": ...}``, each with optional
@@ -134,6 +137,7 @@ class ArtifactLog:
         """Check one chunk against the log (and this step's chunks) and hold it."""
         entry: dict[str, Any] = {
             "s": step,
+            "n": len(self.texts) + len(self.pending),
             "id": _artifact_id(artifact_id),
             "parts": _parts(parts),
             "append": _flag(append, "append"),

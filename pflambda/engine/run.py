@@ -84,6 +84,8 @@ class RunOutcome:
     error: str | None = None
     record: RunRecord | None = None
     """The run's record as this invocation's last write or read left it."""
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    """The run's committed artifact chunks (:mod:`pflambda.engine.artifacts` entries)."""
 
 
 def continuation(run_id: str, seq: int) -> str:
@@ -142,4 +144,5 @@ def outcome(live: Live, stopped: str | None = None) -> RunOutcome:
         stopped=stopped,
         error=record.error,
         record=record,
+        chunks=live.artifacts.entries(),
     )

@@ -385,12 +385,18 @@ class Engine:
         """The artifact chunks run ``run_id`` committed (entries of
         :mod:`pflambda.engine.artifacts`, in order) and its latest step: one read of its
         checkpoints since the last snapshot."""
+        _, log, seq = self.view(run_id)
+        return log, seq
+
+    def view(self, run_id: str) -> tuple[dict[Any, Any], list[dict[str, Any]], int]:
+        """Shared, the artifact log and the step number at the latest checkpoint, in one
+        read (``({}, [], 0)`` for a run without checkpoints)."""
         ckpts = self.store.load_checkpoints(run_id)
         if not ckpts:
-            return [], 0
+            return {}, [], 0
         tracker = SharedTracker(run_id, self.blobs)
-        tracker.load(ckpts)
-        return [json.loads(t) for t in tracker.side], ckpts[-1].seq
+        shared, _ = tracker.load(ckpts)
+        return shared, [json.loads(t) for t in tracker.side], ckpts[-1].seq
 
     def set_status(
         self, record: RunRecord, status: RunStatus, *, expect: set[RunStatus], **changes: Any
