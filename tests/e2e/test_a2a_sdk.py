@@ -334,3 +334,37 @@ def test_v1_over_http_json_with_the_sdk(local: Local) -> None:
     assert task.status.state == TaskState.TASK_STATE_COMPLETED
     assert task.artifacts[0].parts[0].text
     assert fetched.id == task.id
+
+
+def test_v1_stream_delivers_artifact_chunks_as_they_are_committed(local: Local) -> None:
+    """The research agent streams its notes (one chunk per search, the last one when it
+    answers): the SDK sees them in order with their append/lastChunk flags, and GetTask
+    shows the notes accumulated, once, beside the final answer."""
+
+    async def go() -> tuple[list[Any], Any]:
+        client, http = await _client(f"{local.base}/agents/research/", streaming=True)
+        try:
+            events = await _send(client, "How do tides work?")
+            task_id = events[0].task.id
+            return events, await client.get_task(GetTaskRequest(id=task_id))
+        finally:
+            await client.close()
+            await http.aclose()
+
+    events, fetched = run(go())
+    notes = [
+        e.artifact_update
+        for e in events
+        if e.HasField("artifact_update")
+        and e.artifact_update.artifact.artifact_id == "research-notes"
+    ]
+    assert notes
+    assert [u.append for u in notes] == [False] + [True] * (len(notes) - 1)
+    assert [u.last_chunk for u in notes] == [False] * (len(notes) - 1) + [True]
+    assert notes[-1].artifact.parts[0].text.startswith("Answered after")
+    assert fetched.status.state == TaskState.TASK_STATE_COMPLETED
+    ids = [a.artifact_id for a in fetched.artifacts]
+    assert ids.count("research-notes") == 1
+    assert len(ids) == 2  # the notes, then the answer
+    streamed = [p.text for u in notes for p in u.artifact.parts]
+    assert [p.text for p in fetched.artifacts[0].parts] == streamed
