@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from pflambda import NoRunContext, Part, current_run
 from pflambda.engine import artifacts
 from pflambda.engine.artifacts import ArtifactLog, accumulate
 from pflambda.engine.runner import Engine, StepEvent
-from pflambda.engine.state import SIDE, read_body
+from pflambda.engine.state import SIDE, SharedTracker, read_body
 from pflambda.stores.base import RunStatus
 from tests.flows.chunky import CRASH_AT
 from tests.unit.test_fanout import drain, make_engine
@@ -229,3 +231,15 @@ def test_snapshots_and_forks_carry_the_log() -> None:
     fork = engine.fork(outcome.run_id, 5)
     forked, _ = engine.artifact_log(fork.run_id)
     assert [e["s"] for e in forked] == [1, 2, 3, 4, 5]
+
+
+def test_a_snapshot_that_brings_no_chunk_keeps_the_log() -> None:
+    """What ``migrate`` writes: a snapshot by a tracker that loaded the run."""
+    engine = make_engine()
+    outcome = engine.start("tests.flows.chunky:streaming", {"words": ["a", "b"]})
+    tracker = SharedTracker(outcome.run_id, engine.blobs)
+    shared, body = tracker.load(engine.store.load_checkpoints(outcome.run_id))
+    data = tracker.prepare(shared, body.cursor, seq=99, snapshot=True).body
+    again = SharedTracker(outcome.run_id, engine.blobs)
+    again.load([replace(engine.store.load_checkpoints(outcome.run_id)[-1], seq=99, body=data)])
+    assert [json.loads(t)["parts"] for t in again.side] == [[{"text": "a "}], [{"text": "b "}]]
