@@ -91,13 +91,13 @@ class RunContext:
         artifacts built so far. ``append=True`` adds the parts to the artifact with this
         ``artifact_id`` (its first chunk has ``append=False``); ``last_chunk=True`` says
         the artifact is complete. A step that fails or is retried drops its chunks and
-        emits them again when it runs again: a client never sees a chunk twice.
+        emits them again when it runs again, and so does an ``exec`` attempt that
+        raises: a client never sees a chunk twice.
 
         Raises ``TypeError``/``ValueError`` at once for a bad chunk: an unknown part
         type, an append to an artifact never started, a chunk after the last chunk, a
         chunk over 1 MB, or a run's artifacts over 4 MB. Call it from ``prep``/``post``
-        (or ``exec``, but an ``exec`` that raises and is retried keeps what it emitted:
-        emit in ``post`` when ``exec`` retries). Not available in a fanned-out batch
+        (or ``exec``: each attempt's own chunks). Not available in a fanned-out batch
         item run by a worker: return the content and emit it in the node's ``post``.
         """
         if self._emit is None:

@@ -25,8 +25,11 @@ Parts are A2A parts in storage form (``{"text": ...}``, ``{"data": ...}``,
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +48,10 @@ RUN_BYTES = 4_000_000
 """All chunks of one run together: GetTask returns them in one response, and a Lambda
 response holds at most 6 MB."""
 ID_CHARS = 256
+_ATTEMPT: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "pflambda_exec_attempt", default=None
+)
+"""The ``exec`` attempt running (a token), so the chunks of one that raises go with it."""
 _PART_KEYS = frozenset({"text", "data", "bytes", "uri", "mediaType", "filename", "metadata"})
 _CONTENT = ("text", "data", "bytes", "uri")
 
@@ -107,6 +114,8 @@ class ArtifactLog:
     """The committed entries, as stored (JSON text each)."""
     pending: list[str] = field(default_factory=list)
     """The running step's chunks, not yet committed."""
+    owners: list[object | None] = field(default_factory=list)
+    """The ``exec`` attempt that emitted each pending chunk (``None``: prep or post)."""
     _state: dict[str, Streamed] = field(default_factory=dict)
     _bytes: int = 0
 
@@ -166,6 +175,21 @@ class ArtifactLog:
                 "store and emit a file part with its uri"
             )
         self.pending.append(text)
+        self.owners.append(_ATTEMPT.get())
+
+    def discard(self, attempt: object) -> None:
+        """An ``exec`` attempt raised: the chunks it emitted go (a retry emits its own)."""
+        kept = [(t, o) for t, o in zip(self.pending, self.owners, strict=True) if o is not attempt]
+        self.pending = [t for t, _ in kept]
+        self.owners = [o for _, o in kept]
+
+    def guard(self, node: Any) -> None:
+        """Wrap ``exec``/``exec_async`` of a per-visit node copy: an attempt that raises
+        (and is retried, or ends in ``exec_fallback``) takes its chunks with it."""
+        for name in ("exec", "exec_async"):
+            method = getattr(node, name, None)
+            if method is not None:
+                setattr(node, name, _guarded(self, method))
 
     def _check_order(self, entry: dict[str, Any]) -> None:
         art_id = entry["id"]
@@ -197,12 +221,43 @@ class ArtifactLog:
         self._bytes += sum(len(t) for t in self.pending)
         for entry in new:
             _merge(self._state, entry)
-        self.pending = []
+        self.pending, self.owners = [], []
         return new
 
     def drop(self) -> None:
         """The step did not commit: forget its chunks (the step runs again)."""
-        self.pending = []
+        self.pending, self.owners = [], []
+
+
+def _guarded(log: ArtifactLog, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` as one attempt: its chunks are discarded if it raises."""
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def attempt_async(*args: Any, **kwargs: Any) -> Any:
+            token = _ATTEMPT.set(object())
+            try:
+                return await method(*args, **kwargs)
+            except BaseException:
+                log.discard(_ATTEMPT.get())
+                raise
+            finally:
+                _ATTEMPT.reset(token)
+
+        return attempt_async
+
+    @functools.wraps(method)
+    def attempt(*args: Any, **kwargs: Any) -> Any:
+        token = _ATTEMPT.set(object())
+        try:
+            return method(*args, **kwargs)
+        except BaseException:
+            log.discard(_ATTEMPT.get())
+            raise
+        finally:
+            _ATTEMPT.reset(token)
+
+    return attempt
 
 
 def _merge(state: dict[str, Streamed], entry: dict[str, Any]) -> None:

@@ -221,4 +221,9 @@ def new_live(engine: Engine, record: RunRecord, graph: Graph, shared: dict[Any, 
         threshold = engine.fan_out_threshold
         stepper.fan_policy = lambda node, n: fanout.wants_fan_out(node, n, threshold)
     stepper.fan_in = lambda frame: _fan_in(engine, live, frame)
+
+    def guard(node: Any) -> None:
+        live.artifacts.guard(node)  # the log of the moment: loading a run replaces it
+
+    stepper.guard = guard
     return live

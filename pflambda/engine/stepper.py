@@ -93,6 +93,9 @@ class Stepper:
     ) -> None:
         self.graph = graph
         self.fan_policy, self.fan_in = fan_policy, fan_in
+        self.guard: Callable[[Any], None] | None = None
+        """Called with each per-visit leaf copy before it runs (the artifact log wraps its
+        ``exec`` so a failed attempt's chunks are dropped)."""
         self._last_retries = 0
 
     def start(self, shared: dict[Any, Any]) -> Cursor:
@@ -205,6 +208,8 @@ class Stepper:
     async def _run_leaf(self, frame: Frame, node: Any, shared: dict[Any, Any]) -> Any:
         curr = copy.copy(node)
         curr.set_params(frame.params)
+        if self.guard is not None:
+            self.guard(curr)
         runcontext.at_node(frame.node_id, curr)
         in_async = _is_async(curr) and _is_async(self._flow(frame))
         if frame.pending is not None:

@@ -122,3 +122,53 @@ class Bad(Node):
 
 def bad() -> Flow:
     return Flow(start=Bad())
+
+
+class Flaky(Node):
+    """``exec`` emits a chunk per attempt and fails the first two."""
+
+    def exec(self, prep_res: Any) -> int:
+        run = current_run()
+        run.emit_artifact(f"try-{run.attempt}", f"attempt {run.attempt}", last_chunk=True)
+        if run.attempt < 3:
+            raise RuntimeError("flaky")
+        return run.attempt
+
+
+class Fallback(Node):
+    """Every ``exec`` attempt emits and fails; ``exec_fallback`` emits its own chunk."""
+
+    def exec(self, prep_res: Any) -> None:
+        current_run().emit_artifact("attempt", "never committed")
+        raise RuntimeError("always")
+
+    def exec_fallback(self, prep_res: Any, exc: Exception) -> str:
+        current_run().emit_artifact("fallback", "from exec_fallback", last_chunk=True)
+        return "fell back"
+
+
+FAILED_ONCE: set[str] = set()
+
+
+class FlakyItems(AsyncParallelBatchNode):
+    """Three items at once; item 1's first attempt emits, then fails."""
+
+    async def prep_async(self, shared: dict[str, Any]) -> list[int]:
+        return [0, 1, 2]
+
+    async def exec_async(self, item: int) -> int:
+        run = current_run()
+        first = f"{run.run_id}/{item}" not in FAILED_ONCE
+        run.emit_artifact(f"item-{item}-{'first' if first else 'retry'}", f"{item}")
+        if item == 1 and first:
+            FAILED_ONCE.add(f"{run.run_id}/{item}")
+            raise RuntimeError("item 1 fails once")
+        return item
+
+
+def retrying() -> AsyncFlow:
+    """An exec that fails twice, one that falls back, parallel items with one retry."""
+    flaky = Flaky(max_retries=3)
+    fallback = Fallback(max_retries=2)
+    flaky >> fallback >> FlakyItems(max_retries=2)
+    return AsyncFlow(start=flaky)

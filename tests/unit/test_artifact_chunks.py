@@ -243,3 +243,17 @@ def test_a_snapshot_that_brings_no_chunk_keeps_the_log() -> None:
     again = SharedTracker(outcome.run_id, engine.blobs)
     again.load([replace(engine.store.load_checkpoints(outcome.run_id)[-1], seq=99, body=data)])
     assert [json.loads(t)["parts"] for t in again.side] == [[{"text": "a "}], [{"text": "b "}]]
+
+
+def test_an_exec_attempt_that_raises_takes_its_chunks_with_it() -> None:
+    engine = make_engine()
+    outcome = engine.start("tests.flows.chunky:retrying", {})
+    assert outcome.status == RunStatus.COMPLETED
+    log, _ = engine.artifact_log(outcome.run_id)
+    assert [e["id"] for e in log if e["s"] == 1] == ["try-3"]  # attempts 1 and 2 raised
+    assert [e["id"] for e in log if e["s"] == 2] == ["fallback"]
+    assert sorted(e["id"] for e in log if e["s"] == 3) == [
+        "item-0-first",
+        "item-1-retry",  # its first attempt raised; the other items' chunks stay
+        "item-2-first",
+    ]
