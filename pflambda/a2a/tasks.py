@@ -4,7 +4,8 @@ A task id is a run id; the run's record holds the A2A side in ``attrs["a2a"]``
 (the agent's name, the conversation history, push configs). Sending a message
 starts a run (or answers the question of a paused one) and drives it in this
 invocation -- until it finishes, pauses, or the API deadline is near, when the
-worker takes over. Streaming drives it the same way, one event per checkpoint.
+worker takes over. Streaming drives it the same way, one event per checkpoint
+(:mod:`pflambda.a2a.streams`).
 A task is visible only to the principal that created it: anyone else gets
 "task not found", exactly as for a task that does not exist.
 """
@@ -12,30 +13,28 @@ A task is visible only to the principal that created it: anyone else gets
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import uuid
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pflambda.a2a import history
-from pflambda.a2a.chunks import artifacts_of, merged, updates, upto
+from pflambda.a2a.chunks import artifacts_of, merged
 from pflambda.a2a.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
 from pflambda.a2a.listing import ListQuery, TaskPage, list_tasks
 from pflambda.a2a.model import (
     Artifact,
-    ArtifactUpdate,
     Message,
     Part,
-    StatusUpdate,
     Task,
     TaskState,
     TaskStatus,
     iso_time,
 )
+from pflambda.a2a.streams import PING, TaskStreams, handed_off, stable_id, time_left
 from pflambda.a2a.wire import PushConfig, SendConfig
-from pflambda.engine.runner import Deadline, Engine, RunOutcome, StepEvent
+from pflambda.engine.runner import Deadline, Engine, RunOutcome
 from pflambda.errors import RunExists, RunNotFound
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus
 
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
     from pflambda.a2a.agent import Agent
 
 __all__ = ["PING", "TaskService"]
-
-PING: Any = object()
-"""Yielded by streams when nothing happened for a while (a keep-alive)."""
 
 _STATES = {
     RunStatus.RUNNING: TaskState.WORKING,
@@ -56,12 +52,6 @@ _STATES = {
 }
 _ASKED_STATES = frozenset({TaskState.REJECTED.value, TaskState.AUTH_REQUIRED.value})
 """States a flow can ask for (see ``Agent``): stored in the run's summary."""
-_NAMESPACE = uuid.UUID("7a1f3c52-2b8e-4c39-9a51-6d0f8e2b4c10")
-
-
-def _stable_id(*parts: object) -> str:
-    """The same id for the same (task, thing): re-reading a task gives identical JSON."""
-    return str(uuid.uuid5(_NAMESPACE, "/".join(map(str, parts))))
 
 
 @dataclass(frozen=True)
@@ -166,7 +156,7 @@ class TaskService:
 
     def _agent_message(self, record: RunRecord, what: str, text: str) -> Message:
         return Message(
-            message_id=_stable_id(record.run_id, what),
+            message_id=stable_id(record.run_id, what),
             role="agent",
             parts=(Part(text=text),),
             task_id=record.run_id,
@@ -177,7 +167,7 @@ class TaskService:
         """A flow's Message reply, as the agent's message on this task."""
         return replace(
             reply,
-            message_id=reply.message_id or _stable_id(record.run_id, "reply"),
+            message_id=reply.message_id or stable_id(record.run_id, "reply"),
             role="agent",
             task_id=record.run_id,
             context_id=record.context_id,
@@ -199,7 +189,7 @@ class TaskService:
         """SendMessage (blocking or not): start or continue a task, drive it, answer --
         with the task, or with the flow's Message when it replied with one (not to 0.1)."""
         record, outcome = self._dispatch(message, config, caller, task_id, on_step=None)
-        if config.blocking and _handed_off(record, outcome):
+        if config.blocking and handed_off(record, outcome):
             record, outcome = self._wait(record.run_id, caller), None
         task = self._after(record, outcome, config)
         reply = task.status.message
@@ -222,103 +212,10 @@ class TaskService:
         """Poll a task the workers are running (a fan-out) until it stops or time runs out."""
         clock = self.engine.clock
         record = self.engine.store.get_run(task_id)
-        while record.status == RunStatus.RUNNING and _time_left(caller) > 2_000:
+        while record.status == RunStatus.RUNNING and time_left(caller) > 2_000:
             clock.sleep(self.agent.poll_seconds)
             record = self.engine.store.get_run(task_id)
         return record
-
-    def stream(
-        self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
-    ) -> Iterator[Any]:
-        """SendStreamingMessage: the task first, then one event per checkpoint (and one
-        artifact update per chunk the checkpoint committed)."""
-        events: queue.Queue[Any] = queue.Queue()
-        done = object()
-
-        def work() -> None:
-            try:
-                record, outcome = self._dispatch(
-                    message, replace(config, blocking=True), caller, task_id, events.put
-                )
-                events.put(("end", record, outcome))
-            except BaseException as exc:  # handed to the consumer, which re-raises
-                events.put(("error", exc))
-            finally:
-                events.put(done)
-
-        thread = threading.Thread(target=work, name="pflambda-stream", daemon=True)
-        thread.start()
-        answering = (task_id or message.task_id) is not None
-        yield from self._drain(events, done, config, caller, answering)
-
-    def _drain(
-        self,
-        events: queue.Queue[Any],
-        done: object,
-        config: SendConfig,
-        caller: Caller,
-        answering: bool = False,
-    ) -> Iterator[Any]:
-        """Stream events as the driver commits steps. ``answering``: the task existed
-        before (a reply): its first event shows the artifacts streamed before."""
-        task: Task | None = None
-        while True:
-            try:
-                item = events.get(timeout=self.agent.ping_seconds)
-            except queue.Empty:
-                yield PING
-                continue
-            if item is done:
-                return
-            if isinstance(item, StepEvent):
-                if task is None:  # the run may be further by now: events must not regress
-                    task = self._first(item, answering)
-                    yield task
-                yield from updates(task.id, task.context_id, item.chunks)
-                yield self._progress(task, item)
-            elif item[0] == "error":
-                raise item[1]
-            elif _handed_off(item[1], item[2]):  # workers go on: follow their checkpoints
-                if task is None:
-                    log = item[2].chunks
-                    task = self.task(item[1], chunks=upto(log, item[2].seq), closing=False)
-                    yield task
-                yield from self._follow(task, item[2].seq, caller)
-            else:
-                final = self._after(item[1], item[2], config)
-                if task is None:
-                    yield final
-                streamed = {e["id"] for e in (item[2].chunks if item[2] else [])}
-                yield from self._closing(final, streamed)
-
-    def _first(self, event: StepEvent, answering: bool) -> Task:
-        """A stream's first event: the task as the first committed step found it."""
-        record = self.engine.store.get_run(event.run_id)
-        before: list[dict[str, Any]] = []
-        if answering:  # the artifacts streamed before this reply (this step's come next)
-            before = upto(self.engine.artifact_log(event.run_id)[0], event.seq - 1)
-        first = self.task(record, artifacts=bool(before), chunks=before, closing=False)
-        working = TaskStatus(TaskState.WORKING, first.status.timestamp)
-        return replace(first, status=working)
-
-    def _progress(self, task: Task, event: StepEvent) -> StatusUpdate:
-        note = Message(
-            message_id=_stable_id(task.id, "step", event.seq),
-            role="agent",
-            parts=(Part(text=f"{event.node_id or 'input'} done"),),
-            task_id=task.id,
-            context_id=task.context_id,
-        )
-        status = TaskStatus(TaskState.WORKING, iso_time(self.engine.clock.now()), note)
-        meta = {"node": event.node_id, "step": event.seq}
-        return StatusUpdate(task.id, task.context_id, status, metadata=meta)
-
-    def _closing(self, task: Task, streamed: set[str]) -> Iterator[Any]:
-        """The final artifacts (those not streamed as chunks), then the final status."""
-        for artifact in task.artifacts:
-            if artifact.artifact_id not in streamed:
-                yield ArtifactUpdate(task.id, task.context_id, artifact)
-        yield StatusUpdate(task.id, task.context_id, task.status)
 
     def _dispatch(
         self,
@@ -455,7 +352,24 @@ class TaskService:
         chunks = outcome.chunks if outcome is not None else None
         return self.task(record, history_length=config.history_length, shared=shared, chunks=chunks)
 
-    # -- cancel, subscribe, push ------------------------------------------------------
+    # -- streams (pflambda.a2a.streams) ------------------------------------------------
+
+    @cached_property
+    def streams(self) -> TaskStreams:
+        """The streaming operations."""
+        return TaskStreams(self)
+
+    def stream(
+        self, message: Message, config: SendConfig, caller: Caller, task_id: str | None = None
+    ) -> Iterator[Any]:
+        """SendStreamingMessage (see :meth:`TaskStreams.stream`)."""
+        return self.streams.stream(message, config, caller, task_id)
+
+    def subscribe(self, task_id: str, caller: Caller) -> Iterator[Any]:
+        """SubscribeToTask (see :meth:`TaskStreams.subscribe`)."""
+        return self.streams.subscribe(task_id, caller)
+
+    # -- cancel, push -------------------------------------------------------------------
 
     def cancel(self, task_id: str, caller: Caller) -> Task:
         """CancelTask: paused tasks at once; working ones at their next node."""
@@ -476,60 +390,6 @@ class TaskService:
             clock.sleep(0.05)
             record = self.engine.store.get_run(task_id)
         return record
-
-    def subscribe(self, task_id: str, caller: Caller) -> Iterator[Any]:
-        """SubscribeToTask: the current task, then its progress, until it stops."""
-        record = self.record(task_id, caller)
-        if record.status in TERMINAL:
-            raise UnsupportedOperation(f"task {task_id} is {_STATES[record.status]}")
-        log, seq = self.engine.artifact_log(task_id)  # one read: the chunks up to seq
-        task = self.task(record, chunks=log, closing=False)
-        yield task
-        if record.status == RunStatus.PAUSED and not (yield from self._await_reply(record, caller)):
-            return
-        yield from self._follow(task, seq, caller)
-
-    def _await_reply(self, paused: RunRecord, caller: Caller) -> Generator[Any, None, bool]:
-        """Wait (pinging) until a paused task is answered; False if time runs out first."""
-        clock, idle = self.engine.clock, 0.0
-        while _time_left(caller) >= 2_000:
-            record = self.engine.store.get_run(paused.run_id)
-            if record.status != RunStatus.PAUSED or record.updated_at != paused.updated_at:
-                return True
-            clock.sleep(self.agent.poll_seconds)
-            idle += self.agent.poll_seconds
-            if idle >= self.agent.ping_seconds:
-                idle = 0.0
-                yield PING
-        return False
-
-    def _follow(self, task: Task, seq: int, caller: Caller) -> Iterator[Any]:
-        """Events of the checkpoints after ``seq`` as others commit them, until the task
-        stops: each checkpoint's chunks, then its progress."""
-        clock, idle = self.engine.clock, 0.0
-        while True:
-            ckpts = list(self.engine.store.list_checkpoints(task.id, after=seq))
-            log = self.engine.artifact_log(task.id)[0] if ckpts else []
-            for ckpt in ckpts:
-                step = StepEvent(task.id, ckpt.seq, ckpt.node_id, ckpt.action, 0, False, 0.0, False)
-                yield from updates(task.id, task.context_id, _of_step(log, ckpt.seq))
-                yield self._progress(task, step)
-                seq = ckpt.seq
-                idle = 0.0
-            record = self.engine.store.get_run(task.id)
-            if record.status != RunStatus.RUNNING:
-                shared, log, _ = self.engine.view(task.id)
-                yield from updates(task.id, task.context_id, [e for e in log if e["s"] > seq])
-                final = self.task(record, shared=shared, chunks=log)
-                yield from self._closing(final, {e["id"] for e in log})
-                return
-            if _time_left(caller) < 2_000:
-                return
-            clock.sleep(self.agent.poll_seconds)
-            idle += self.agent.poll_seconds
-            if idle >= self.agent.ping_seconds:
-                idle = 0.0
-                yield PING
 
     def push_configs(self, task_id: str, caller: Caller) -> dict[str, PushConfig]:
         """The task's push configs by id."""
@@ -554,21 +414,6 @@ class TaskService:
         push = {k: v for k, v in a2a.get("push", {}).items() if k != config_id}
         a2a["push"] = push
         self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})
-
-
-def _handed_off(record: RunRecord, outcome: RunOutcome | None) -> bool:
-    """The run goes on elsewhere (its items are with the workers, or another invocation)."""
-    stopped = outcome.stopped if outcome is not None else None
-    return record.status == RunStatus.RUNNING and stopped in ("fanout", "conflict")
-
-
-def _of_step(log: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
-    return [e for e in log if e["s"] == seq]
-
-
-def _time_left(caller: Caller) -> int:
-    deadline = caller.deadline
-    return 1 << 30 if deadline is None else deadline.get_remaining_time_in_millis()
 
 
 def _run(coro: Coroutine[Any, Any, RunOutcome]) -> RunOutcome:
