@@ -187,3 +187,14 @@ def test_a_v03_task_pushes_the_task_with_its_artifacts_only() -> None:
     payloads = [json.loads(m.body)["payload"] for m in queue.receive(10)]
     assert [p["kind"] for p in payloads] == ["task", "task"]
     assert payloads[-1]["artifacts"][0]["artifactId"] == "story"
+
+
+def test_http_json_stream_and_get_task_carry_the_chunks() -> None:
+    from tests.unit.test_a2a_rest import call
+
+    agent = story_agent()
+    events = sse(call(agent, "POST", "/message:stream", {"message": msg_v1("p q")}))
+    assert chunks_v1(events) == [(["p "], False, False), (["q "], True, True)]
+    task_id = events[0]["task"]["id"]
+    got = json.loads(call(agent, "GET", f"/tasks/{task_id}").body)  # type: ignore[arg-type]
+    assert got["artifacts"][0]["parts"] == [{"text": "p "}, {"text": "q "}]

@@ -257,3 +257,42 @@ def test_an_exec_attempt_that_raises_takes_its_chunks_with_it() -> None:
         "item-1-retry",  # its first attempt raised; the other items' chunks stay
         "item-2-first",
     ]
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_a_crash_at_any_step_leaves_the_log_an_uninterrupted_run_writes(crash_at: int) -> None:
+    words = ["a", "b", "c", "d"]
+    calm = make_engine()
+    expected = calm.artifact_log(
+        calm.start("tests.flows.chunky:streaming", {"words": list(words)}).run_id
+    )
+    engine = make_engine()
+    run_id = f"r-{crash_at}"
+    CRASH_AT[run_id] = crash_at
+    with pytest.raises(KeyboardInterrupt):
+        engine.start("tests.flows.chunky:streaming", {"words": list(words)}, run_id=run_id)
+    assert [e["s"] for e in engine.artifact_log(run_id)[0]] == list(range(1, crash_at))
+    assert engine.resume(run_id, force=True).status == RunStatus.COMPLETED
+    assert engine.artifact_log(run_id) == expected
+
+
+def test_a_step_another_invocation_took_commits_no_chunk() -> None:
+    from pflambda.errors import CheckpointConflict
+
+    engine = make_engine()
+    store = engine.store
+    original = store.put_checkpoint
+    refused: list[int] = []
+
+    def put(checkpoint: Any) -> None:
+        if checkpoint.seq == 2 and not refused:
+            refused.append(checkpoint.seq)
+            raise CheckpointConflict("taken")
+        original(checkpoint)
+
+    store.put_checkpoint = put  # type: ignore[method-assign]
+    outcome = engine.start("tests.flows.chunky:streaming", {"words": ["a", "b", "c"]})
+    assert outcome.stopped == "conflict"
+    assert texts(engine, outcome.run_id) == [(1, "a ", False, False)]
+    assert engine.resume(outcome.run_id, force=True).status == RunStatus.COMPLETED
+    assert [t[1] for t in texts(engine, outcome.run_id)] == ["a ", "b ", "c "]
