@@ -74,6 +74,10 @@ INLINE_TEXT_BYTES = 8 * 1024
 """A question (or an A2A message) larger than this goes to the blob store by reference,
 so a run's record stays small whatever people type."""
 
+RETRY_DELAY_SECONDS = 2
+"""A run the API path left running after a retryable error goes to the queue, to be
+continued this long after (the first step of the worker's own backoff)."""
+
 RETRY_BACKOFF_MAX_SECONDS = 300
 """A continuation that failed for a retryable reason comes back after 2^n s, at most this."""
 

@@ -30,6 +30,7 @@ from pflambda.a2a.model import (
     iso_time,
 )
 from pflambda.a2a.wire import SendConfig
+from pflambda.engine.lease import QUEUED
 from pflambda.engine.runner import Engine, RunOutcome, StepEvent
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus
 
@@ -50,9 +51,15 @@ def stable_id(*parts: object) -> str:
 
 
 def handed_off(record: RunRecord, outcome: RunOutcome | None) -> bool:
-    """The run goes on elsewhere (its items are with the workers, or another invocation)."""
+    """The run goes on elsewhere: its items are with the workers, another invocation
+    drives it, or it met a retryable error and the queue has it (see the engine's
+    driver): a blocking send waits for it rather than answer "working" or "try again"."""
     stopped = outcome.stopped if outcome is not None else None
-    return record.status == RunStatus.RUNNING and stopped in ("fanout", "conflict")
+    if record.status != RunStatus.RUNNING:
+        return False
+    return stopped in ("fanout", "conflict") or (
+        stopped == "retry" and record.lease_owner == QUEUED
+    )
 
 
 def time_left(caller: Caller) -> int:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pflambda import observe, runcontext
+from pflambda import limits, observe, runcontext
 from pflambda.engine import fanout, lease, lifecycle
 from pflambda.engine.checkpoints import commit
 from pflambda.engine.cursor import Frame
@@ -47,10 +47,27 @@ async def drive(
             return await _drive(engine, live, budget, on_step)
         except RetryableError as exc:
             # throttling, a transaction conflict, a 5xx: not the flow's fault. The run
-            # stays running under this invocation's lease; the caller retries (a worker
-            # reports its message failed), or the lease lapses and the sweeper does.
+            # stays running; the caller retries (a worker reports its message failed),
+            # or, on the API path, the queue gets it after a backoff (see _retry_later):
+            # failing that, the lease lapses and the sweeper does.
             log.warning("run %s: %s; left running for a retry", live.record.run_id, exc)
+            if budget.hand_off:
+                _retry_later(engine, live)
             return replace(outcome(live, stopped="retry"), error=str(exc))
+
+
+def _retry_later(engine: Engine, live: Live) -> None:
+    """Hand a run that met a retryable error to the queue, delayed by the first backoff,
+    so it goes on within seconds rather than when this invocation's lease lapses (a
+    blocking A2A send waits for it). Best effort: the store or queue may be what failed."""
+    if live.driver is None or live.driver == lease.QUEUED:
+        return
+    try:
+        lease.hand_off(engine, live, delay_seconds=limits.RETRY_DELAY_SECONDS)
+    except PflambdaError as exc:
+        log.warning(
+            "run %s: not handed to the queue (%s); its lease will lapse", live.record.run_id, exc
+        )
 
 
 async def _drive(

@@ -204,6 +204,9 @@ class Engine:
                 prompt=self.prompt(existing),
                 error=existing.error,
             )
+        # Our own write may be the one that landed (a retried transaction that was
+        # applied the first time): its lease is ours, so take the run under that name.
+        ours = existing.lease_owner == record.lease_owner != lease.QUEUED
         return await self.resume_async(
             record.run_id,
             context=budget.context,
@@ -213,6 +216,7 @@ class Engine:
             hand_off=budget.hand_off,
             record=existing,
             running_only=True,
+            driver=record.lease_owner if ours else None,
         )
 
     def _same_state(self, run_id: str, stored: bytes, ours: bytes) -> bool:

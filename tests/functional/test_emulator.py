@@ -124,3 +124,53 @@ def test_the_work_queue_redrives_after_the_templates_receive_count(emulator: Emu
 
     policy = json.loads(attrs["Attributes"]["RedrivePolicy"])
     assert policy["maxReceiveCount"] == MAX_RECEIVES == 6
+
+
+def unanswered(em: Emulator, threads: int = 8, runs: int = 20) -> list[str]:
+    """Runs started at once from many threads, as ``pflambda local`` does under load:
+    each one TransactWriteItems (META and checkpoint 0), then a read. The errors, if any.
+
+    moto copies a table whole before a transaction (to roll it back on refusal); another
+    thread's write during that copy made moto answer HTTP 500 (the A2A client saw
+    -32603 "temporarily unavailable"). The SDK's retries are off, so none is hidden."""
+    from botocore.config import Config
+
+    table, errors = f"starts-{uuid.uuid4().hex}", []
+    create_table(_client(em, "dynamodb"), table)
+    no_retries = Config(retries={"mode": "standard", "max_attempts": 1})
+
+    def start(n: int) -> None:
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        ddb = session.client("dynamodb", endpoint_url=em.endpoint, config=no_retries)
+        for i in range(runs):
+            pk = {"S": f"RUN#{n}-{i}"}
+            new = "attribute_not_exists(pk)"
+            puts = [
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": pk, "sk": {"S": sk}, "v": {"S": "x" * 300}},
+                        "ConditionExpression": new,
+                    }
+                }
+                for sk in ("META", "CKPT#000000000000")
+            ]
+            try:
+                ddb.transact_write_items(TransactItems=puts)
+                key = {"pk": pk, "sk": {"S": "META"}}
+                ddb.get_item(TableName=table, Key=key, ConsistentRead=True)
+            except ClientError as err:
+                errors.append(f"{err.response['Error']['Code']}: {str(err)[:80]}")
+
+    workers = [threading.Thread(target=start, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return errors
+
+
+def test_concurrent_starts_are_all_answered(emulator: Emulator) -> None:
+    assert unanswered(emulator) == []
