@@ -74,6 +74,13 @@ INLINE_TEXT_BYTES = 8 * 1024
 """A question (or an A2A message) larger than this goes to the blob store by reference,
 so a run's record stays small whatever people type."""
 
+PUSH_CONFIGS_PER_TASK = 10
+"""A task keeps at most this many push notification configs (they live on its run record)."""
+
+PUSH_CONFIG_BYTES = 4 * 1024
+"""One push config's stored form (URL, id, token, scheme, credentials as JSON) at most:
+with :data:`PUSH_CONFIGS_PER_TASK`, 40 KB of the run record's 400 KB."""
+
 RETRY_DELAY_SECONDS = 2
 """A run the API path left running after a retryable error goes to the queue, to be
 continued this long after (the first step of the worker's own backoff)."""

@@ -32,6 +32,7 @@ from pflambda.a2a.model import (
     TaskStatus,
     iso_time,
 )
+from pflambda.a2a.push_configs import DEFAULT_ID, fits, with_push, with_push_attrs
 from pflambda.a2a.streams import PING, TaskStreams, handed_off, stable_id, time_left
 from pflambda.a2a.wire import PushConfig, SendConfig
 from pflambda.engine.runner import Deadline, Engine, RunOutcome
@@ -257,7 +258,7 @@ class TaskService:
             "history": [history.store(self.engine.blobs, run_id, message.to_json())],
         }
         if config.push is not None:
-            a2a["push"] = {config.push.id or "default": config.push.to_json()}
+            a2a = with_push(a2a, config.push)
         shared = self.agent.shared_for(message)
         if self.agent.context_memory and message.context_id:
             shared = {**self._remembered(message.context_id, caller), **shared}
@@ -319,10 +320,8 @@ class TaskService:
             history.store(blobs, record.run_id, message.to_json()),
         ]
         if config.push is not None:
-            a2a["push"] = {
-                **a2a.get("push", {}),
-                config.push.id or "default": config.push.to_json(),
-            }
+            a2a = with_push(a2a, config.push)
+            fits(replace(record, attrs={**record.attrs, "a2a": a2a}))
         outcome = _run(
             self.engine.resume_async(  # the reply, the history and the status: one write
                 record.run_id,
@@ -401,10 +400,8 @@ class TaskService:
         """Create (or replace, by id) a push config."""
         self.agent.check_push_url(config.url)
         record = self.record(task_id, caller)
-        config = replace(config, id=config.id or "default")  # as a send's config without id
-        a2a = dict(record.attrs.get("a2a", {}))
-        a2a["push"] = {**a2a.get("push", {}), config.id: config.to_json()}
-        self.engine.store.update_run(task_id, {"attrs": {**record.attrs, "a2a": a2a}})
+        config = replace(config, id=config.id or DEFAULT_ID)  # as a send's config without id
+        self.engine.store.update_run(task_id, {"attrs": with_push_attrs(record, config)})
         return config
 
     def delete_push(self, task_id: str, config_id: str, caller: Caller) -> None:
