@@ -46,6 +46,19 @@ Run (from the repo root; about two to three minutes on 2 cores)::
     .venv/bin/python bench/a2a_load.py                    # N=2000, 16 concurrent
     .venv/bin/python bench/a2a_load.py -n 500 -c 4 --protocol 0.3 --research-requests 0
 
+Concurrent sends, before and after (2026-11-30, 2 shared CPUs under other load)::
+
+    .venv/bin/python bench/a2a_load.py -n 200 -c 8 --research-requests 0   # before
+    pflambda echo   200 requests, 8 concurrent: 78 errors (-32603), 8.5 req/s, p50 761 ms
+    .venv/bin/python bench/a2a_load.py -n 400 -c 8 --research-requests 0   # after
+    pflambda echo   400 requests, 8 concurrent:  0 errors,          3.1 req/s, p50 2563 ms
+
+"Before" is main at 17:22 (c7fb849): moto deep-copies a table before each transaction and
+another thread's write during the copy made it answer HTTP 500 (a retryable error, so
+-32603 "try again"). "After": the emulator admits one request at a time
+(``pflambda/local/moto_server.py``); every send is answered, at the price of moto's
+table copy being paid one transaction after another (see docs/a2a.md).
+
 Everything listens on 127.0.0.1 only. A row that takes more than ``--time-limit``
 seconds (default 300) aborts the run with a message; servers are stopped with SIGTERM
 (then killed) in any case.
