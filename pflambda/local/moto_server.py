@@ -142,6 +142,9 @@ class SerialMotoServer:
         )
         from werkzeug.serving import make_server
 
+        from pflambda.local import moto_tx
+
+        moto_tx.install()
         app = SerialisedApp(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(
             self.ip_address, self.port, app, threaded=True, request_handler=MotoRequestHandler
