@@ -1,9 +1,8 @@
 """moto's TransactWriteItems, rolled back item by item instead of table by table.
 
 moto deep-copies every table a transaction names before applying it, and puts the copy
-back if the transaction is refused. That costs time in proportion to the table (about
-60 ms at 1,000 items, 200 ms at 3,000 on a shared 2-CPU machine), paid by every
-transaction -- two per A2A echo task -- and one after another in the emulator
+back if the transaction is refused. That costs time in proportion to the table, paid by
+every transaction -- two per A2A echo task -- and one after another in the emulator
 (:mod:`pflambda.local.moto_server` admits one request at a time). It also undoes, on
 refusal, any write another request made meanwhile.
 
