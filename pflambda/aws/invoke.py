@@ -41,6 +41,8 @@ __all__ = [
     "internal_event",
     "internal_of",
     "site_from_env",
+    "split_site",
+    "targets",
     "with_hops",
 ]
 
@@ -139,16 +141,30 @@ def with_hops(event: Mapping[str, Any], hops: int) -> dict[str, Any]:
 
 
 def site_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """Where this process's code is deployed: ``PFLAMBDA_SITE`` if set (the local twin),
-    else ``function:version`` on a published Lambda version; ``None`` on ``$LATEST``
-    (it moves with every deploy) and off Lambda."""
+    """Where this process's code is deployed, as runs record it: ``PFLAMBDA_SITE`` if set
+    (the local twin), else ``function:version`` on a published Lambda version, followed by
+    ``|`` and the worker version deployed with it when ``PFLAMBDA_WORKER_VERSION`` names
+    one (the template sets it on the agent functions). ``None`` on ``$LATEST`` (it moves
+    with every deploy) and off Lambda."""
     env = os.environ if env is None else env
     if env.get("PFLAMBDA_SITE"):
         return env["PFLAMBDA_SITE"]
     name, version = env.get("AWS_LAMBDA_FUNCTION_NAME"), env.get("AWS_LAMBDA_FUNCTION_VERSION")
     if not name or not version or version == "$LATEST":
         return None
-    return f"{name}:{version}"
+    worker = env.get("PFLAMBDA_WORKER_VERSION", "")
+    return f"{name}:{version}" + (f"{SITE_SEP}{worker}" if worker else "")
+
+
+SITE_SEP = "|"
+"""Separates a pin's API site from its worker's (``api-fn:3|arn:...:worker-fn:7``)."""
+
+
+def targets(pinned: str) -> tuple[str, str]:
+    """A pin's (API site, worker site): replies go to the first, continuations and chunks
+    to the second -- the API site again when no worker version was recorded."""
+    api, _, worker = pinned.partition(SITE_SEP)
+    return api, worker or api
 
 
 class LambdaInvoker:
@@ -205,7 +221,8 @@ class LambdaInvoker:
 
 
 def split_site(target: str) -> tuple[str, str]:
-    """``function:version`` -> (function, version); :class:`PinGone` for anything else."""
+    """``function:version`` (the function by name or ARN) -> (function, version);
+    :class:`PinGone` for anything else."""
     name, sep, version = target.rpartition(":")
     if not sep or not name or name == "local" or not version or version == "$LATEST":
         raise PinGone(f"{target!r} names no published Lambda version")

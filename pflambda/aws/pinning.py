@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from pflambda.aws.invoke import Invoker, PinGone, hops_of, with_hops
+from pflambda.aws.invoke import Invoker, PinGone, hops_of, targets, with_hops
 from pflambda.errors import PinnedElsewhere
 from pflambda.http import HttpResponse
 
@@ -65,7 +65,7 @@ def answer(
         response = local()
     if not seen:
         return response
-    pinned = seen[-1].pinned
+    pinned = targets(seen[-1].pinned)[0]
     try:
         proxied = invoker().call(pinned, with_hops(event, 1))
     except PinGone as gone:

@@ -43,6 +43,8 @@ from pflambda.aws.invoke import (
     PinGone,
     default_invoker,
     internal_event,
+    internal_of,
+    targets,
 )
 from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener, StepEvent
@@ -104,9 +106,14 @@ class Worker:
 
     @property
     def engine(self) -> Engine:
-        """The engine, made on first use (once per warm container)."""
+        """The engine, made on first use (once per warm container).
+
+        On Lambda it pins nothing: the worker serves no API requests, so a run pinned to
+        a worker version could not take its replies (the agent functions pin both)."""
         if self._engine is None:
             self._engine = Settings.from_env().engine()
+            if not (self._engine.site or "").startswith("local:"):
+                self._engine.site = None
             self._engine.listeners.extend(self.listeners)
             self._engine.step_listeners.extend(self.step_listeners)
         return self._engine
@@ -117,7 +124,12 @@ class Worker:
         return self._invoker if self._invoker is not None else default_invoker()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """The Lambda handler: an SQS event in, a partial batch response out."""
+        """The Lambda handler: an SQS event in, a partial batch response out -- or an
+        internal event another version handed to this one (:mod:`pflambda.aws.invoke`)."""
+        body = internal_of(event)
+        if body is not None:
+            self.handle_internal(body, context)
+            return {"handled": body["kind"], "run_id": body["run_id"]}
         return process_partial_response(  # type: ignore[return-value]
             event=event,
             record_handler=self.handle_record,
@@ -232,13 +244,13 @@ class Worker:
         """Hand ``event`` to the version the run is pinned to; False if it is gone or
         refuses the invocation (the caller then refuses as before). A throttled invoke
         raises (SQS redelivers)."""
-        run_id = event[INTERNAL]["run_id"]
+        run_id, target = event[INTERNAL]["run_id"], targets(pinned.pinned)[1]
         try:
-            self.invoker.send(pinned.pinned, event)
+            self.invoker.send(target, event)
         except (PinGone, PinFailed) as gone:  # deleted, or refused (too large, denied)
             log.warning("run %s: %s; not handed on", run_id, gone)
             return False
-        log.info("run %s: handed to its pinned version %s", run_id, pinned.pinned)
+        log.info("run %s: handed to its pinned version %s", run_id, target)
         return True
 
     def _hide(self, delivery: Delivery | None, context: Any) -> None:

@@ -369,6 +369,7 @@ class Engine:
             summary={"forked_from": run_id, "forked_at": at},  # listings carry it
             lease_owner=lease.QUEUED,
             lease_until=now + self.lease_seconds,
+            pinned=source.pinned,  # its cursor was written by the source's code
         )
         tracker = SharedTracker(record.run_id, self.blobs)
         data = tracker.prepare(

@@ -35,6 +35,7 @@ from tests.functional.test_worker import sqs_event
 
 FLOW = "tests.flows.deploy:create_flow"
 FUNCTION = "stack-ApprovalFunction-abc"
+WORKER = "arn:aws:lambda:us-east-1:123456789012:function:stack-WorkerFunction-xyz"
 
 
 class FakeLambda:
@@ -43,6 +44,7 @@ class FakeLambda:
     def __init__(self) -> None:
         self.client = boto3.client("lambda", region_name="us-east-1")
         self.versions: dict[str, Agent] = {}
+        self.workers: dict[str, Worker] = {}
         self.invokes: list[dict[str, Any]] = []
         events = self.client.meta.events
         events.register("before-parameter-build.lambda.Invoke", self._params)
@@ -53,8 +55,11 @@ class FakeLambda:
 
     def _call(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         params = self.invokes[-1]
-        agent = self.versions.get(params.get("Qualifier", ""))
-        if params["FunctionName"] != FUNCTION or agent is None:
+        versions: dict[str, Any] = {FUNCTION: self.versions, WORKER: self.workers}.get(
+            params["FunctionName"], {}
+        )
+        handler = versions.get(params.get("Qualifier", ""))
+        if handler is None:
             error = {"Code": "ResourceNotFoundException", "Message": "Function not found"}
             meta = {"HTTPStatusCode": 404}
             return AWSResponse("", 404, {}, None), {"Error": error, "ResponseMetadata": meta}
@@ -63,7 +68,10 @@ class FakeLambda:
         deploy.VERSION["v"] = int(params["Qualifier"])  # that version's code
         fanout._GRAPHS.built.clear()
         try:
-            answer = agent.api_handler(event, FakeContext(remaining_ms=29_000))
+            if isinstance(handler, Worker):
+                answer = handler(event, FakeContext(remaining_ms=299_000))
+            else:
+                answer = handler.api_handler(event, FakeContext(remaining_ms=29_000))
         finally:
             deploy.VERSION["v"] = previous
             fanout._GRAPHS.built.clear()
@@ -83,6 +91,7 @@ def agent_at(version: int) -> Agent:
         **os.environ,
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
         "AWS_LAMBDA_FUNCTION_VERSION": str(version),
+        "PFLAMBDA_WORKER_VERSION": f"{WORKER}:{version}",  # as the template sets it
     }
     settings = Settings.from_env(env)
     return Agent(
@@ -135,7 +144,7 @@ def test_the_start_records_the_function_version_in_the_run_item(fake: FakeLambda
     item = boto3.client("dynamodb").get_item(
         TableName=table, Key={"pk": {"S": f"RUN#{task_id}"}, "sk": {"S": "META"}}
     )["Item"]
-    assert item["pinned"] == {"S": f"{FUNCTION}:1"}
+    assert item["pinned"] == {"S": f"{FUNCTION}:1|{WORKER}:1"}
 
 
 def test_a_reply_is_proxied_to_the_pinned_version_with_a_qualified_invoke(
@@ -173,6 +182,7 @@ def test_a_deleted_version_leaves_the_task_input_required_naming_migrate(
 def running_at_ask(fake: FakeLambda) -> str:
     v1 = agent_at(1)
     fake.versions["1"] = v1
+    fake.workers["1"] = Worker()  # the worker version deployed with it (pins nothing)
     outcome = v1.engine.start(FLOW, {}, agent="approval-pinned", max_steps=1, hand_off=True)
     assert outcome.status == RunStatus.RUNNING
     return outcome.run_id
@@ -183,12 +193,16 @@ def test_the_worker_hands_a_refused_continuation_to_the_pinned_version(
 ) -> None:
     run_id = running_at_ask(fake)
     deploy.VERSION["v"] = 3
-    engine = Settings.from_env().engine()  # the shared worker: $LATEST, no site
+    engine = Settings.from_env().engine()  # the shared worker: it pins nothing
     body = engine.queue.receive(10)[0].body
     response = Worker(engine)(sqs_event(body), FakeContext())
     assert response == {"batchItemFailures": []}
     [call] = fake.invokes
-    assert (call["Qualifier"], call["InvocationType"]) == ("1", "Event")
+    assert (call["FunctionName"], call["Qualifier"], call["InvocationType"]) == (
+        WORKER,
+        "1",
+        "Event",
+    )
     assert json.loads(call["Payload"])[invoke.INTERNAL]["kind"] == "continue"
     record = engine.store.get_run(run_id)
     assert (record.status, record.prompt) == (RunStatus.PAUSED, "Approve the plan?")
@@ -198,7 +212,7 @@ def test_a_continuation_whose_version_was_deleted_fails_naming_migrate(
     fake: FakeLambda,
 ) -> None:
     run_id = running_at_ask(fake)
-    del fake.versions["1"]
+    del fake.workers["1"]
     deploy.VERSION["v"] = 3
     engine = Settings.from_env().engine()
     body = engine.queue.receive(10)[0].body

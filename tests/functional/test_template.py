@@ -492,7 +492,8 @@ def agent_functions(template: Template) -> list[str]:
 
 
 def pinning_problems(template: Template) -> list[str]:
-    """Every agent function publishes versions behind the alias API Gateway calls, and the
+    """Every agent function and the worker publish versions behind the alias their
+    callers use, an agent function knows the worker version deployed with it, and the
     worker and the agents may invoke exactly those versions (docs/durability.md)."""
     problems = []
     policy = template["Resources"].get("PinnedInvokePolicy", {}).get("Properties", {})
@@ -503,15 +504,21 @@ def pinning_problems(template: Template) -> list[str]:
         if s.get("Effect") == "Allow" and s.get("Action") == "lambda:InvokeFunction"
     ]
     resources = [r for s in granted for r in s.get("Resource", [])]
-    for name in agent_functions(template):
+    agents = agent_functions(template)
+    for name in [*agents, "WorkerFunction"]:
         properties = template["Resources"][name]["Properties"]
         if properties.get("AutoPublishAlias") != "live":
             problems.append(f"{name} must publish versions: AutoPublishAlias: live")
         if {"Fn::Sub": f"${{{name}.Arn}}:*"} not in resources:
             problems.append(f"nothing may invoke {name}'s versions (lambda:InvokeFunction)")
-    for name in [*agent_functions(template), "WorkerFunction"]:
         if f"{name}Role" not in roles:
             problems.append(f"{name} may not invoke pinned versions (PinnedInvokePolicy)")
+    for name in agents:
+        env = template["Resources"][name]["Properties"].get("Environment", {})
+        if env.get("Variables", {}).get("PFLAMBDA_WORKER_VERSION") != {
+            "Ref": "WorkerFunction.Version"
+        }:
+            problems.append(f"{name} must set PFLAMBDA_WORKER_VERSION: !Ref WorkerFunction.Version")
     return problems
 
 
@@ -690,6 +697,16 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None], str]] = {
             0
         ]["Resource"].pop(0),
         "nothing may invoke ResearchFunction's versions",
+    ),
+    "worker not versioned": (
+        "pinning",
+        lambda t: t["Resources"]["WorkerFunction"]["Properties"].pop("AutoPublishAlias"),
+        "WorkerFunction must publish versions",
+    ),
+    "agent does not know the worker version": (
+        "pinning",
+        lambda t: t["Resources"]["ResearchFunction"]["Properties"].pop("Environment"),
+        "ResearchFunction must set PFLAMBDA_WORKER_VERSION",
     ),
     "wrong runtime": (
         "runtime",

@@ -23,6 +23,7 @@ from pflambda.aws.invoke import (
     internal_of,
     site_from_env,
     split_site,
+    targets,
     with_hops,
 )
 from pflambda.errors import ConfigError, RetryableError
@@ -102,6 +103,12 @@ def test_the_site_comes_from_lambdas_environment() -> None:
     assert site_from_env({**on_version, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"}) is None
     assert site_from_env({}) is None
     assert site_from_env({**on_version, "PFLAMBDA_SITE": "local:ab"}) == "local:ab"
+    worker = "arn:aws:lambda:us-east-1:1:function:w"
+    both = site_from_env({**on_version, "PFLAMBDA_WORKER_VERSION": f"{worker}:9"})
+    assert both == f"fn:4|{worker}:9"
+    assert targets(both) == ("fn:4", f"{worker}:9")
+    assert targets("fn:4") == ("fn:4", "fn:4")
+    assert split_site(f"{worker}:9") == (worker, "9")
 
 
 def test_internal_events_and_hops() -> None:

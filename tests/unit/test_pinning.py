@@ -5,7 +5,7 @@ gone the refusal names ``pflambda migrate`` and changes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from pflambda.a2a.agent import Agent
 from pflambda.aws import invoke
 from pflambda.aws.config import Settings
 from pflambda.aws.invoke import HOPS_HEADER, PinGone, internal_event
+from pflambda.aws.worker import Worker
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.clock import SystemClock
 from pflambda.engine import fanout
@@ -46,34 +47,40 @@ def deployed(version: int) -> Iterator[None]:
 
 class Versions:
     """A fake :class:`~pflambda.aws.invoke.Invoker`: published versions in one process, each
-    an agent whose engine has that version's site, sharing one store."""
+    an agent (or a worker) whose engine has that version's site, sharing one store."""
 
     def __init__(self) -> None:
+        self.handlers: dict[str, tuple[int, Callable[[dict[str, Any], Any], Any]]] = {}
         self.agents: dict[str, tuple[int, Agent]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.run_sent = True
 
     def publish(self, site: str, version: int, agent: Agent) -> None:
         self.agents[site] = (version, agent)
+        self.handlers[site] = (version, agent.api_handler)
 
-    def _agent(self, target: str) -> tuple[int, Agent]:
-        if target not in self.agents:
+    def publish_worker(self, site: str, version: int, worker: Worker) -> None:
+        self.handlers[site] = (version, worker)
+
+    def delete(self, site: str) -> None:
+        self.handlers.pop(site)
+
+    def _handler(self, target: str) -> tuple[int, Callable[[dict[str, Any], Any], Any]]:
+        if target not in self.handlers:
             raise PinGone(f"{target} cannot be invoked (ResourceNotFoundException)")
-        return self.agents[target]
+        return self.handlers[target]
 
     def call(self, target: str, event: Mapping[str, Any]) -> dict[str, Any]:
-        version, agent = self._agent(target)
+        version, handler = self._handler(target)
         self.calls.append((target, dict(event)))
         with deployed(version):
-            return agent.api_handler(dict(event), LocalContext(29))
+            return dict(handler(dict(event), LocalContext(29)))
 
     def send(self, target: str, event: Mapping[str, Any]) -> None:
-        version, agent = self._agent(target)
+        version, handler = self._handler(target)
         self.sent.append((target, dict(event)))
-        if self.run_sent:
-            with deployed(version):
-                agent.api_handler(dict(event), LocalContext(30))
+        with deployed(version):  # the worker's timeout is 300 s, the API functions' 30 s
+            handler(dict(event), LocalContext(300 if isinstance(handler, Worker) else 30))
 
 
 @pytest.fixture
@@ -155,7 +162,7 @@ def test_a_deleted_pinned_version_leaves_the_task_waiting_and_names_migrate(
     v1, v3 = agents(versions)
     task_id = paused_on_v1(v1)
     before = v3.engine.store.get_run(task_id)
-    del versions.agents["research:1"]  # the operator deleted the version
+    versions.delete("research:1")  # the operator deleted the version
     with deployed(3):
         error = send(v3, "yes", task_id)["error"]
         assert "pflambda migrate TASK_ID --map OLD=NEW" in error["message"]
@@ -219,7 +226,7 @@ def test_a_continuation_whose_pinned_version_is_gone_fails_naming_migrate(
 ) -> None:
     v1, v3 = agents(versions)
     run_id = running_at_ask(v1)
-    del versions.agents["research:1"]
+    versions.delete("research:1")
     with deployed(3):
         v3.worker.handle({"kind": "continue", "run_id": run_id, "seq": 1})
     record = v3.engine.store.get_run(run_id)
@@ -321,3 +328,37 @@ def test_a_streamed_reply_through_the_local_server_path_is_answered_by_the_pinne
     ]
     assert states[-1] == "TASK_STATE_COMPLETED"
     assert [target for target, _ in versions.calls] == ["research:1"]
+
+
+def test_a_fork_keeps_its_sources_pin(versions: Versions) -> None:
+    v1, _ = agents(versions)
+    task_id = paused_on_v1(v1)
+    fork = v1.engine.fork(task_id, 1)
+    assert fork.pinned == "research:1"
+
+
+def test_continuations_go_to_the_worker_version_pinned_with_the_api_version(
+    versions: Versions,
+) -> None:
+    """The agent functions record the worker version deployed with them: a refused
+    continuation is handed to that worker version (its timeout), not the API function."""
+    store, blobs, queue = MemoryStore(), MemoryBlobStore(), MemoryQueue()
+    sites = {1: "research:1|worker:1", 3: "research:3|worker:3"}
+    engines = {
+        n: Engine(store, blobs, queue, clock=SystemClock(), site=s) for n, s in sites.items()
+    }
+    for number in (1, 3):
+        worker_engine = Engine(store, blobs, queue, clock=SystemClock())  # pins nothing
+        versions.publish_worker(f"worker:{number}", number, Worker(worker_engine))
+    with deployed(1):
+        outcome = engines[1].start(FLOW, {}, agent="pinned-agent", max_steps=1, hand_off=True)
+    assert store.get_run(outcome.run_id).pinned == "research:1|worker:1"
+    message = {"kind": "continue", "run_id": outcome.run_id, "seq": 1}
+    _, worker_v3 = versions.handlers["worker:3"]
+    with deployed(3):
+        assert isinstance(worker_v3, Worker)
+        worker_v3.handle(message)
+    assert [target for target, _ in versions.sent] == ["worker:1"]
+    record = store.get_run(outcome.run_id)
+    assert (record.status, record.prompt) == (RunStatus.PAUSED, "Approve the plan?")
+    assert record.pinned == "research:1|worker:1"  # the worker does not re-pin
