@@ -41,7 +41,28 @@ DEADLINE_MARGIN_MS = 30_000
 """Stop starting nodes when the Lambda has less than this left, and continue elsewhere."""
 
 DEFAULT_RUN_TTL_DAYS = 30
-"""Runs and their checkpoints expire (DynamoDB TTL) this long after their last update."""
+"""A run -- its record and everything it owns -- is kept this long after its last status
+change (and while it runs: after its last step, refreshed every half of it); then
+DynamoDB's TTL deletes the record and the reaper the rest (docs/durability.md, "Retention")."""
+
+DEFAULT_PAUSED_TTL_DAYS = 90
+"""A run paused for input (``input-required``) is kept this long after it paused: a
+human's answer may take weeks."""
+
+MAX_RETENTION_DAYS = 365
+"""The longest either retention may be: stored flow shapes (``shapes/``) live
+:data:`SHAPE_LIFE_DAYS` after their last write, which must outlast any run."""
+
+SHAPE_REFRESH_DAYS = 7
+"""A process re-writes the shape of its flow when its last write is older than this."""
+
+SHAPE_LIFE_DAYS = 400
+"""The bucket's lifecycle rule deletes a ``shapes/`` object this long after its last write:
+at least MAX_RETENTION_DAYS + SHAPE_REFRESH_DAYS, so a run never outlives its shape."""
+
+ORPHAN_DAYS = 1
+"""Blobs under ``runs/<id>/`` of a run that never got a record (its start failed before
+its first write) are deleted this long after they were written."""
 
 API_MARGIN_MS = 10_000
 """An API request stops starting nodes this long before API Gateway's 29 s timeout and

@@ -21,7 +21,11 @@ variable                   meaning                             default
 ``PFLAMBDA_QUEUE``         SQS work queue name (its DLQ:       ``<prefix>work``
                            the name + ``-dlq``)
 ``PFLAMBDA_MARGIN_MS``     stop this long before the timeout   ``30000``
-``PFLAMBDA_TTL_DAYS``      runs expire after this many days    ``30``
+``PFLAMBDA_TTL_DAYS``      a run and all it owns are kept      ``30``
+                           this long after its last status
+                           change (running: its last step)
+``PFLAMBDA_PAUSED_TTL_``   ... and this long after it paused   ``90``
+``DAYS``                   for input (both 1-365)
 ``PFLAMBDA_ALLOW_PRIVATE_  push to http/private addresses      off
 PUSH``                     (``1``: local development)
 ``PFLAMBDA_SITE``          where this code is deployed, to     ``function:version``
@@ -75,6 +79,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _days(env: Mapping[str, str], name: str, default: int) -> int:
+    """A retention in days: a whole number from 1 to MAX_RETENTION_DAYS."""
+    days = _int(env, name, default)
+    if not 1 <= days <= limits.MAX_RETENTION_DAYS:
+        raise ConfigError(f"{name} must be from 1 to {limits.MAX_RETENTION_DAYS} days, got {days}")
+    return days
+
+
 DEFAULT_PREFIX = "pflambda-"
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -96,6 +108,8 @@ class Settings:
     """Where the ``sqlite`` backend keeps its database and blobs."""
     site: str | None = None
     """Where this code is deployed, to pin runs to (:func:`pflambda.aws.invoke.site_from_env`)."""
+    paused_ttl_days: int = limits.DEFAULT_PAUSED_TTL_DAYS
+    """How long a run paused for input is kept after it paused."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,9 +128,10 @@ class Settings:
                 f"starting with a letter or digit (it starts S3 bucket names), got {prefix!r}"
             )
         margin = _int(env, "PFLAMBDA_MARGIN_MS", limits.DEADLINE_MARGIN_MS)
-        ttl = _int(env, "PFLAMBDA_TTL_DAYS", limits.DEFAULT_RUN_TTL_DAYS)
-        if margin < 0 or ttl <= 0:
-            raise ConfigError("PFLAMBDA_MARGIN_MS must be >= 0 and PFLAMBDA_TTL_DAYS > 0")
+        ttl = _days(env, "PFLAMBDA_TTL_DAYS", limits.DEFAULT_RUN_TTL_DAYS)
+        paused = _days(env, "PFLAMBDA_PAUSED_TTL_DAYS", limits.DEFAULT_PAUSED_TTL_DAYS)
+        if margin < 0:
+            raise ConfigError("PFLAMBDA_MARGIN_MS must be >= 0")
         return cls(
             backend=backend,
             directory=env.get("PFLAMBDA_DIR") or cls.directory,
@@ -126,6 +141,7 @@ class Settings:
             queue_url=env.get("PFLAMBDA_QUEUE_URL") or None,
             margin_ms=margin,
             ttl_days=ttl,
+            paused_ttl_days=paused,
             allow_private_push=env.get("PFLAMBDA_ALLOW_PRIVATE_PUSH", "") in ("1", "true", "yes"),
             site=site_from_env(env),
         )
@@ -142,6 +158,7 @@ class Settings:
             margin_ms=self.margin_ms,
             ttl_days=self.ttl_days,
             site=self.site,
+            paused_ttl_days=self.paused_ttl_days,
         )
         return install(engine)
 

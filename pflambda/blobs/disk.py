@@ -9,10 +9,12 @@ process sees either nothing or the whole value, never half of it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from pflambda.blobs.base import BlobNotFound
+from pflambda.blobs.base import BlobNotFound, check_prefix
 from pflambda.errors import ConfigError
 
 __all__ = ["DiskBlobStore"]
@@ -57,6 +59,37 @@ class DiskBlobStore:
             raise BlobNotFound(f"no blob at {key!r} (looked in {path})") from None
         except OSError as exc:
             raise ConfigError(f"cannot read blob {key!r} under {self.root}: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete the folder ``prefix`` (``runs/<id>/``) and every blob in it; how many."""
+        folder = self._path(check_prefix(prefix)[:-1])
+        count = sum(1 for _ in self._files(folder))
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise ConfigError(f"cannot delete blobs under {folder}: {exc}") from exc
+        return count
+
+    def modified(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Every key under the folder ``prefix`` with its last write (epoch seconds):
+        what the local prune reads to find old shapes and orphaned folders."""
+        folder = self._path(check_prefix(prefix)[:-1])
+        for path in self._files(folder):
+            try:
+                stamp = path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            yield path.relative_to(self.root).as_posix(), stamp
+
+    @staticmethod
+    def _files(folder: Path) -> Iterator[Path]:
+        """The blob files under ``folder`` (not a put's temporary file), any depth."""
+        for where, _, names in os.walk(folder):
+            for name in names:
+                if not name.startswith(".put-"):
+                    yield Path(where, name)
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")

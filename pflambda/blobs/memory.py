@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from pflambda.blobs.base import BlobNotFound
+from pflambda.blobs.base import BlobNotFound, check_prefix
 
 __all__ = ["MemoryBlobStore"]
 
@@ -33,3 +33,12 @@ class MemoryBlobStore:
         if data is None:
             raise BlobNotFound(f"no blob at {key!r}")
         return data
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under the folder ``prefix``; how many there were."""
+        check_prefix(prefix)
+        with self._lock:
+            doomed = [key for key in self._blobs if key.startswith(prefix)]
+            for key in doomed:
+                del self._blobs[key]
+        return len(doomed)

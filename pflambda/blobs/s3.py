@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from pflambda.blobs.base import BlobNotFound
-from pflambda.errors import RetryableError
+from pflambda.blobs.base import BlobNotFound, check_prefix
+from pflambda.errors import ConfigError, RetryableError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,6 +28,9 @@ _RETRYABLE = frozenset(
         "ThrottlingException",
     }
 )
+
+LIST_PAGE = 1000
+"""Keys per ListObjectsV2 page, and so per DeleteObjects (its limit is 1,000)."""
 
 
 def create_bucket(client: S3Client, bucket: str) -> None:
@@ -88,3 +91,41 @@ class S3BlobStore:
                     raise
                 raise BlobNotFound(f"no blob at {where}") from None
             return response["Body"].read()
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under the folder ``prefix``: ListObjectsV2 pages of up to
+        1,000 keys, each deleted with one DeleteObjects; how many there were.
+
+        A key S3 refuses to delete raises (RetryableError for throttling and 5xx,
+        ConfigError otherwise) after the rest of its page was deleted; a retry deletes
+        what is left."""
+        where = f"s3://{self._bucket}/{self._prefix}{check_prefix(prefix)}"
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket,
+            Prefix=self._prefix + prefix,
+            PaginationConfig={"PageSize": LIST_PAGE},
+        )
+        count = 0
+        with _translated(f"delete {where}"):
+            for page in pages:
+                keys: list[Any] = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
+                if not keys:
+                    continue
+                answer = self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True}
+                )
+                _refused(answer.get("Errors", []), where)
+                count += len(keys)
+        return count
+
+
+def _refused(errors: list[Any], where: str) -> None:
+    """Raise for the keys a DeleteObjects could not delete (it answers 200 regardless)."""
+    if not errors:
+        return
+    first = errors[0]
+    text = f"S3 delete {where}: {len(errors)} key(s) not deleted, e.g. {first.get('Key')!r}: "
+    text += f"{first.get('Code')} {first.get('Message', '')}".rstrip()
+    if any(error.get("Code") in _RETRYABLE for error in errors):
+        raise RetryableError(text)
+    raise ConfigError(text)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pflambda.engine import codec, compat
+from pflambda.engine import codec, compat, retention
 from pflambda.engine.artifacts import ArtifactLog
 from pflambda.engine.cursor import decode_cursor, encode_cursor
 from pflambda.engine.flowref import load_flow
@@ -47,7 +47,8 @@ def checkpoint(
     action: str | None = None,
     base: int | None = None,
 ) -> Checkpoint:
-    """The store item for step ``seq`` of ``record`` (``base``: its snapshot's step)."""
+    """The store item for step ``seq`` of ``record`` (``base``: its snapshot's step).
+    It has no expiry of its own: it lives as long as the run's record."""
     return Checkpoint(
         run_id=record.run_id,
         seq=seq,
@@ -56,7 +57,6 @@ def checkpoint(
         created_at=engine.clock.now(),
         node_id=node,
         action=action,
-        expires_at=engine.expiry(),
         base=base,
     )
 
@@ -78,7 +78,9 @@ def commit(
     ``timing`` is the step's ``(milliseconds, retries)``, kept on the checkpoint for
     timelines; the checkpoint also names the node the run goes to next. One request:
     a conditional put, or -- when the step also changes the run's record (``changes``;
-    the last step completes the run) -- one atomic write of both.
+    the last step completes the run) -- one atomic write of both. When less than half
+    the run's retention is left, the new expiry rides along in that one write
+    (:func:`pflambda.engine.retention.due`).
     """
     seq = live.seq + 1
     encoded_result = codec.encode(result, path="result") if finished else None
@@ -101,6 +103,9 @@ def commit(
         step = replace(step, duration_ms=timing[0], retries=timing[1])
     if finished:
         changes = {**(changes or {}), **engine.status_fields(RunStatus.COMPLETED)}
+    elif refresh := retention.due(engine, live.record):  # amortised: once per half retention
+        changes = {**(changes or {}), **refresh}
+        compat.remember(engine.blobs, live.graph, engine.clock.now())
     if changes is None:
         engine.store.put_checkpoint(step)
     else:
@@ -133,7 +138,7 @@ def load(engine: Engine, record: RunRecord, allow_changed_flow: bool) -> Live:
     live.cursor = decode_cursor(body.cursor)
     if graph.fingerprint() != record.fingerprint and not allow_changed_flow:
         compat.check(engine.blobs, record, graph, live.cursor, site=engine.site)
-        compat.remember(engine.blobs, graph)
+    compat.remember(engine.blobs, graph, engine.clock.now())  # the run may take it on
     live.seq = ckpts[-1].seq
     live.result = codec.decode(body.result)
     if live.cursor.frames:

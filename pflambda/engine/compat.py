@@ -27,11 +27,13 @@ from pflambda.blobs.base import BlobNotFound, BlobStore
 from pflambda.engine.cursor import Cursor, Frame
 from pflambda.errors import FingerprintMismatch, PinnedElsewhere
 from pflambda.graph import SEP, Graph, is_flow
+from pflambda.limits import SHAPE_REFRESH_DAYS
 from pflambda.stores.base import RunRecord
 
 __all__ = [
     "check",
     "check_node",
+    "keep",
     "mismatches",
     "recall",
     "refusal",
@@ -41,8 +43,8 @@ __all__ = [
 ]
 
 PREFIX = "shapes/"
-_remembered: weakref.WeakKeyDictionary[BlobStore, set[str]] = weakref.WeakKeyDictionary()
-"""Per blob store, the fingerprints this process has kept (one PUT per version)."""
+_remembered: weakref.WeakKeyDictionary[BlobStore, dict[str, float]] = weakref.WeakKeyDictionary()
+"""Per blob store, the fingerprints this process has kept and when it last wrote each."""
 _lock = threading.Lock()
 
 
@@ -58,16 +60,31 @@ def _class(node: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def remember(blobs: BlobStore, graph: Graph) -> None:
-    """Keep ``graph``'s shape under its fingerprint (once per process and blob store)."""
+def remember(blobs: BlobStore, graph: Graph, now: float) -> None:
+    """Keep ``graph``'s shape under its fingerprint: once per process and blob store, and
+    again whenever this process last wrote it :data:`~pflambda.limits.SHAPE_REFRESH_DAYS`
+    ago or more. The bucket deletes shapes :data:`~pflambda.limits.SHAPE_LIFE_DAYS`
+    after their last write; every run's record is written (and its expiry set) by a
+    process that keeps its shape, so a shape outlives every run that needs it."""
     fingerprint = graph.fingerprint()
     with _lock:
-        if fingerprint in _remembered.get(blobs, ()):
-            return
+        written = _remembered.get(blobs, {}).get(fingerprint)
+    if written is not None and now - written < SHAPE_REFRESH_DAYS * 86_400:
+        return
     text = json.dumps(shape_of(graph), sort_keys=True, separators=(",", ":"))
     blobs.put(PREFIX + fingerprint, text.encode())
     with _lock:
-        _remembered.setdefault(blobs, set()).add(fingerprint)
+        _remembered.setdefault(blobs, {})[fingerprint] = now
+
+
+def keep(blobs: BlobStore, fingerprint: str) -> None:
+    """Write the shape kept for ``fingerprint`` again (its life starts over), if there is
+    one: a fork runs on its source's fingerprint, maybe no longer deployed."""
+    try:
+        data = blobs.get(PREFIX + fingerprint)
+    except BlobNotFound:
+        return
+    blobs.put(PREFIX + fingerprint, data)
 
 
 def recall(blobs: BlobStore, fingerprint: str) -> dict[str, str] | None:

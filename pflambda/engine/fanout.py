@@ -101,7 +101,6 @@ def dispatch(
             chunks=len(chunks),
             items=len(items),
             created_at=engine.clock.now(),
-            expires_at=record.expires_at,
         )
     )
     log.info(
@@ -248,7 +247,7 @@ def _record(engine: Engine, record: RunRecord, seq: int, chunk: int, body: bytes
     run_id = record.run_id
     for attempt in range(1, 6):
         try:
-            return engine.store.record_chunk(run_id, seq, chunk, body, expires_at=record.expires_at)
+            return engine.store.record_chunk(run_id, seq, chunk, body)
         except FanOutNotFound:
             raise RetryableError(f"run {run_id}: fan-out {seq} has no header yet") from None
         except RetryableError:

@@ -63,7 +63,7 @@ def migrate(engine: Engine, run_id: str, mapping: Mapping[str, str]) -> RunRecor
     cursor_json = encode_cursor(cursor)
     data = tracker.prepare(shared, cursor_json, seq=seq, snapshot=True, result=body.result).body
     step = checkpoints.checkpoint(engine, record, seq, data, True, action="migrate", base=seq)
-    compat.remember(engine.blobs, graph)
+    compat.remember(engine.blobs, graph, engine.clock.now())
     changes = {"fingerprint": graph.fingerprint(), "updated_at": engine.clock.now()}
     engine.store.commit_step(step, changes, expect_status={record.status})
     return engine.store.get_run(run_id)

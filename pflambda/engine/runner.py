@@ -23,7 +23,7 @@ from typing import Any
 from pflambda import limits
 from pflambda.blobs.base import BlobStore
 from pflambda.clock import Clock, SystemClock
-from pflambda.engine import checkpoints, compat, lease, lifecycle, texts
+from pflambda.engine import checkpoints, compat, lease, lifecycle, retention, texts
 from pflambda.engine.cursor import Cursor, decode_cursor, encode_cursor
 from pflambda.engine.driver import drive, new_live
 from pflambda.engine.flowref import FlowSource, load_flow, ref_of
@@ -68,6 +68,7 @@ class Engine:
         clock: Clock | None = None,
         margin_ms: int = limits.DEADLINE_MARGIN_MS,
         ttl_days: float = limits.DEFAULT_RUN_TTL_DAYS,
+        paused_ttl_days: float = limits.DEFAULT_PAUSED_TTL_DAYS,
         listeners: Sequence[StatusListener] = (),
         fan_out_threshold: int | None = None,
         items_per_message: int = 10,
@@ -79,6 +80,9 @@ class Engine:
         self.store, self.blobs, self.queue = store, blobs, queue
         self.clock = clock or SystemClock()
         self.margin_ms, self.ttl_days = margin_ms, ttl_days
+        self.paused_ttl_days = paused_ttl_days
+        """Retention in days of a run (after its last status change or, while it runs, its
+        last step) and of a paused one (see :mod:`pflambda.engine.retention`)."""
         self.listeners = list(listeners)
         """Called with the new record after every status change (e.g. push notifications)."""
         self.step_listeners: list[Callable[[RunRecord, StepEvent], None]] = []
@@ -158,7 +162,7 @@ class Engine:
             summary=dict(summary or {}),
             pinned=self.site,
         )
-        compat.remember(self.blobs, graph)
+        compat.remember(self.blobs, graph, now)
         live = new_live(self, record, graph, SharedView({} if shared is None else shared))
         live.driver, live.context = driver, context
         pending = live.tracker.prepare(
@@ -268,6 +272,8 @@ class Engine:
             changes["pinned"] = self.site  # the run goes on on this code: pin it here
         if expect != {RunStatus.RUNNING}:
             changes |= self.status_fields(RunStatus.RUNNING)
+        else:
+            changes |= retention.due(self, record)
             changes |= {"error": None, "prompt": None, "prompt_ref": None}
         if reply is not NO_REPLY:
             checkpoints.store_reply(self, live, reply, changes)
@@ -376,6 +382,7 @@ class Engine:
             shared, body.cursor, seq=0, snapshot=True, result=body.result, side=log
         ).body
         self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True, base=0))
+        compat.keep(self.blobs, source.fingerprint)  # the fork lives on the source's shape
         return record
 
     def state(self, run_id: str, at: int | None = None) -> tuple[dict[Any, Any], Cursor, int]:
@@ -410,16 +417,17 @@ class Engine:
         return lifecycle.set_status(self, record, status, expect=expect, **changes)
 
     def status_fields(self, status: RunStatus) -> dict[str, Any]:
-        """The fields every status change writes."""
-        return {"status": status, "updated_at": self.clock.now(), "expires_at": self.expiry()}
+        """The fields every status change writes (the retention starts again)."""
+        now = self.clock.now()
+        return {"status": status, "updated_at": now, "expires_at": retention.expiry(self, status)}
 
     def prompt(self, record: RunRecord) -> str | None:
         """A paused run's question, read from the blob store when it is stored there."""
         return texts.resolve(self.blobs, record.prompt, record.prompt_ref)
 
     def expiry(self) -> int:
-        """Epoch seconds at which a record written now may expire (the run's TTL)."""
-        return int(self.clock.now() + self.ttl_days * 86400)
+        """Epoch seconds at which a running run's record written now expires."""
+        return retention.expiry(self, RunStatus.RUNNING)
 
 
 def _takeover(named: Collection[str], forced: str | None) -> set[str]:

@@ -18,6 +18,7 @@ from pflambda.stores._listing import Scope
 from pflambda.stores.base import RunStatus
 
 __all__ = [
+    "EXPIRY",
     "SCHEMA",
     "dump",
     "fanout_row",
@@ -31,6 +32,9 @@ __all__ = [
     "with_body",
 ]
 
+EXPIRY: Final = "CAST(json_extract(item, '$.ttl.N') AS INTEGER)"
+"""SQL: a run row's ``expires_at`` (NULL for a run that never expires); indexed."""
+
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY,
@@ -42,6 +46,7 @@ SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (sort_key)",
     "CREATE INDEX IF NOT EXISTS runs_by_context ON runs (context_id, sort_key)",
     "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, sort_key)",
+    f"CREATE INDEX IF NOT EXISTS runs_by_expiry ON runs ({EXPIRY})",
     """CREATE TABLE IF NOT EXISTS leases (
         run_id TEXT PRIMARY KEY,
         lease_key TEXT NOT NULL

@@ -26,6 +26,10 @@ implementation to:
   change are each one atomic write: both happen or neither.
 - Nothing refused changes anything: a refused conditional write leaves every item as
   it was, and oversize items are refused whole before anything is written.
+- Everything of a run lives as long as its record: checkpoints, markers and fan-out
+  items carry no expiry of their own; :meth:`Store.purge_run` deletes them all (the
+  reaper calls it once DynamoDB's TTL has deleted the record; the embedded stores'
+  :meth:`Expiring.list_expired` finds the runs due, as the TTL service would).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "TERMINAL",
     "Checkpoint",
     "CheckpointInfo",
+    "Expiring",
     "FanOut",
     "FanOutNotFound",
     "ItemTooLarge",
@@ -385,4 +390,23 @@ class Store(Protocol):
 
     def load_chunks(self, run_id: str, seq: int) -> list[tuple[int, bytes]]:
         """Every recorded chunk as ``(chunk, body)``, in chunk order (one Query, pages aside)."""
+        ...
+
+    def purge_run(self, run_id: str) -> int:
+        """Delete everything of ``run_id`` -- its record, checkpoints, markers, fan-out
+        headers and chunks -- and say how many items there were (0 for a run that is gone).
+
+        Checkpoint 0 goes last: a new run with the same id cannot start while a purge is
+        half done (its start writes checkpoint 0 on condition that there is none).
+        Blobs are not the store's: the caller deletes ``runs/<id>/`` in the blob store.
+        """
+        ...
+
+
+class Expiring(Protocol):
+    """A store with no TTL service behind it (memory, SQLite): it finds its own expired
+    runs, so a prune can do what DynamoDB's TTL and the reaper do on AWS."""
+
+    def list_expired(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of runs whose ``expires_at`` is at or before ``now``, soonest first."""
         ...

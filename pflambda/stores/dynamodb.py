@@ -20,7 +20,8 @@ the run without ``attrs``. ``gsi3`` is the sparse lease index: ``gsi3pk`` = ``LE
 reads only runs whose lease lapsed. A ``CKPT#`` item with a ``marker`` attribute only
 claims its step (a cancel): loads and timelines skip it. ``ttl`` holds ``expires_at``.
 Every access is a GetItem, PutItem, UpdateItem, Query or TransactWriteItems (starting a
-run, a step with a status change, recording a chunk): nothing here scans.
+run, a step with a status change, recording a chunk), or BatchWriteItem deletes (the
+reaper's purge of an expired run, :mod:`pflambda.stores._dynamo_purge`): nothing here scans.
 
 The store is assembled from one class per kind of item, each on
 :class:`~pflambda.stores._dynamo_table.DynamoTable` (the table, its schema, the shared
@@ -37,9 +38,11 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
+from pflambda.clock import Clock, SystemClock
 from pflambda.errors import ConfigError
 from pflambda.stores._dynamo_checkpoints import CheckpointItems
 from pflambda.stores._dynamo_listing import count_items, list_items
+from pflambda.stores._dynamo_purge import purge
 from pflambda.stores._dynamo_runs import RunItems
 from pflambda.stores._dynamo_table import (
     CONDITION_FAILED,
@@ -72,6 +75,14 @@ __all__ = ["TABLE_SCHEMA", "TTL_ATTRIBUTE", "DynamoDBStore", "create_table"]
 
 class DynamoDBStore(RunItems, CheckpointItems):
     """A :class:`~pflambda.stores.base.Store` on one DynamoDB table (see module doc)."""
+
+    clock: Clock = SystemClock()
+    """What a retry of throttled deletes waits on (a fake clock in tests)."""
+
+    def purge_run(self, run_id: str) -> int:
+        """Keys-only Query pages of the partition, deleted 25 per BatchWriteItem
+        (checkpoint 0 last); see :mod:`pflambda.stores._dynamo_purge`."""
+        return purge(self._client, self._table, run_id, translated, self.clock)
 
     def list_runs(
         self,

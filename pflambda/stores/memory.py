@@ -184,8 +184,7 @@ class MemoryStore:
             top = max(steps, default=-1)
             if top >= 0 and is_marker(steps[top]):
                 return top
-            expires = int(current["ttl"]["N"]) if "ttl" in current else None
-            steps[top + 1] = marker_item(run_id, top + 1, MARKER_CANCEL, expires)
+            steps[top + 1] = marker_item(run_id, top + 1, MARKER_CANCEL, None)
             return top + 1
 
     def list_stalled(self, now: float, *, limit: int = 100) -> list[RunRecord]:
@@ -338,3 +337,23 @@ class MemoryStore:
         with self._lock:
             recorded = dict(self._chunks.get((run_id, seq), {}))
         return [chunk_from_item(recorded[chunk]) for chunk in sorted(recorded)]
+
+    def purge_run(self, run_id: str) -> int:
+        """Delete the run's record and every item of its partition; how many there were."""
+        with self._lock:
+            count = int(self._runs.pop(run_id, None) is not None)
+            count += len(self._checkpoints.pop(run_id, {}))
+            for key in [key for key in self._fanouts if key[0] == run_id]:
+                count += 1 + len(self._chunks.pop(key, {}))
+                del self._fanouts[key]
+        return count
+
+    def list_expired(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of runs whose ``expires_at`` is at or before ``now``, soonest first."""
+        with self._lock:
+            due = [
+                (int(item["ttl"]["N"]), run_id)
+                for run_id, item in self._runs.items()
+                if "ttl" in item and int(item["ttl"]["N"]) <= now
+            ]
+        return [run_id for _, run_id in sorted(due)[:limit]]

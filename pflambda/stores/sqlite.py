@@ -8,7 +8,9 @@ statement or one ``BEGIN IMMEDIATE`` transaction (:mod:`pflambda.embedded`), so 
 processes racing on a run behave as two Lambdas racing on DynamoDB: a primary key is the
 ``attribute_not_exists`` condition, a transaction is the condition expression.
 
-Unlike DynamoDB, nothing expires: ``expires_at`` is stored and returned, never enforced.
+Nothing expires by itself (there is no TTL service): :meth:`SQLiteStore.list_expired`
+finds the runs whose ``expires_at`` passed through an index on it, and a prune
+(:mod:`pflambda.engine.retention`) purges them, as DynamoDB's TTL and the reaper do.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from pflambda.stores._item import (
 )
 from pflambda.stores._listing import Scope, decode_token, encode_token
 from pflambda.stores._sqlite_rows import (
+    EXPIRY,
     SCHEMA,
     dump,
     fanout_row,
@@ -347,6 +350,25 @@ class SQLiteStore:
                 (run_id, seq),
             ).fetchall()
         return [chunk_from_item(with_body(item, body)) for item, body in rows]
+
+    def purge_run(self, run_id: str) -> int:
+        """Delete the run's rows in every table, in one transaction; how many there were."""
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM leases WHERE run_id = ?", (run_id,))  # an index, not items
+            count = 0
+            for table in ("runs", "chunks", "fanouts", "checkpoints"):
+                cursor = conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                count += cursor.rowcount
+        return count
+
+    def list_expired(self, now: float, *, limit: int = 100) -> list[str]:
+        """Ids of runs whose ``expires_at`` is at or before ``now`` (an index range)."""
+        with self.db.errors():
+            rows = self._read(
+                f"SELECT run_id FROM runs WHERE {EXPIRY} <= ? ORDER BY {EXPIRY} LIMIT ?",
+                (int(now), limit),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def _read(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         return self.db.connection().execute(sql, args)

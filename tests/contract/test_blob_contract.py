@@ -59,6 +59,49 @@ def test_what_was_put_is_a_copy(blobs: BlobStore) -> None:
     assert type(got) is bytes
 
 
+def test_delete_prefix_deletes_one_folder_and_nothing_beside_it(blobs: BlobStore) -> None:
+    for key in ("runs/a/1", "runs/a/2", "runs/a/text-3", "runs/ab/1", "runs/b/1", "shapes/f"):
+        blobs.put(key, key.encode())
+    assert blobs.delete_prefix("runs/a/") == 3
+    for key in ("runs/a/1", "runs/a/2", "runs/a/text-3"):
+        with pytest.raises(BlobNotFound):
+            blobs.get(key)
+    assert [blobs.get(k) for k in ("runs/ab/1", "runs/b/1", "shapes/f")] == [
+        b"runs/ab/1",
+        b"runs/b/1",
+        b"shapes/f",
+    ]
+
+
+def test_delete_prefix_of_nothing_is_zero_and_a_folder_can_be_refilled(blobs: BlobStore) -> None:
+    assert blobs.delete_prefix("runs/none/") == 0
+    blobs.put("runs/a/1", b"x")
+    assert blobs.delete_prefix("runs/a/") == 1
+    assert blobs.delete_prefix("runs/a/") == 0
+    blobs.put("runs/a/1", b"y")
+    assert blobs.get("runs/a/1") == b"y"
+
+
+@pytest.mark.parametrize("prefix", ["", "runs/a", "/runs/a/", "runs//"])
+def test_delete_prefix_refuses_what_is_not_a_folder(blobs: BlobStore, prefix: str) -> None:
+    blobs.put("runs/a/1", b"x")
+    with pytest.raises(ValueError, match="ending in '/'"):
+        blobs.delete_prefix(prefix)
+    assert blobs.get("runs/a/1") == b"x"
+
+
+def test_delete_prefix_pages_through_many_keys(
+    blobs: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pflambda.blobs.s3.LIST_PAGE", 4)
+    for n in range(11):
+        blobs.put(f"runs/big/{n:05d}", b"")
+    blobs.put("runs/big2/keep", b"k")
+    assert blobs.delete_prefix("runs/big/") == 11
+    assert blobs.delete_prefix("runs/big/") == 0
+    assert blobs.get("runs/big2/keep") == b"k"
+
+
 # -- S3 only ---------------------------------------------------------------------------------
 
 
@@ -98,3 +141,38 @@ def test_access_denied_is_not_disguised(s3: S3Kit) -> None:
     with pytest.raises(Exception, match="AccessDenied") as raised:
         s3.blobs.get("k")
     assert not isinstance(raised.value, PflambdaError)
+
+
+def test_delete_prefix_lists_and_deletes_page_by_page(
+    s3: S3Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pflambda.blobs import s3 as s3_module
+    from tests.contract.conftest import count_calls
+
+    assert s3_module.LIST_PAGE == 1000  # DeleteObjects takes at most 1,000 keys
+    monkeypatch.setattr(s3_module, "LIST_PAGE", 10)
+    for n in range(15):
+        s3.blobs.put(f"runs/r/{n}", b"")
+    calls = count_calls(s3.client, "s3.*")
+    assert s3.blobs.delete_prefix("runs/r/") == 15
+    assert calls == {"ListObjectsV2": 2, "DeleteObjects": 2}
+    assert "Contents" not in s3.client.list_objects_v2(Bucket=BUCKET, Prefix="state/runs/r/")
+
+
+def test_delete_prefix_raises_for_keys_s3_refused(s3: S3Kit) -> None:
+    s3.blobs.put("runs/r/1", b"")
+
+    def refuse(parsed: dict, **_: object) -> None:
+        parsed["Errors"] = [{"Key": "state/runs/r/1", "Code": "SlowDown", "Message": "busy"}]
+
+    s3.client.meta.events.register("after-call.s3.DeleteObjects", refuse)
+    with pytest.raises(RetryableError, match=r"1 key\(s\) not deleted.*SlowDown busy"):
+        s3.blobs.delete_prefix("runs/r/")
+
+
+def test_delete_prefix_with_the_store_prefix_stays_inside_it(s3: S3Kit) -> None:
+    s3.client.put_object(Bucket=BUCKET, Key="runs/r/outside", Body=b"")
+    s3.blobs.put("runs/r/inside", b"")
+    assert s3.blobs.delete_prefix("runs/r/") == 1
+    keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == ["runs/r/outside"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,20 @@ def test_values_from_the_environment() -> None:
             "PFLAMBDA_QUEUE_URL": "https://sqs/q",
             "PFLAMBDA_MARGIN_MS": "5000",
             "PFLAMBDA_TTL_DAYS": "7",
+            "PFLAMBDA_PAUSED_TTL_DAYS": "120",
             "PFLAMBDA_ALLOW_PRIVATE_PUSH": "1",
         }
     )
     assert settings == Settings(
-        "dynamodb", "t", "b", "pflambda-work", "https://sqs/q", 5000, 7, True
+        "dynamodb", "t", "b", "pflambda-work", "https://sqs/q", 5000, 7, True, paused_ttl_days=120
     )
+    engine = dataclasses.replace(settings, backend="memory").engine()
+    assert (engine.ttl_days, engine.paused_ttl_days) == (7, 120)
+
+
+def test_retention_defaults() -> None:
+    settings = Settings.from_env({})
+    assert (settings.ttl_days, settings.paused_ttl_days) == (30, 90)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +55,10 @@ def test_values_from_the_environment() -> None:
     [
         ({"PFLAMBDA_STORE": "redis"}, "PFLAMBDA_STORE must be one of sqlite, memory, dynamodb"),
         ({"PFLAMBDA_MARGIN_MS": "soon"}, "PFLAMBDA_MARGIN_MS must be a whole number"),
-        ({"PFLAMBDA_TTL_DAYS": "0"}, "PFLAMBDA_TTL_DAYS > 0"),
+        ({"PFLAMBDA_TTL_DAYS": "0"}, "PFLAMBDA_TTL_DAYS must be from 1 to 365 days, got 0"),
+        ({"PFLAMBDA_PAUSED_TTL_DAYS": "366"}, "PFLAMBDA_PAUSED_TTL_DAYS must be from 1 to 365"),
+        ({"PFLAMBDA_PAUSED_TTL_DAYS": "a month"}, "PFLAMBDA_PAUSED_TTL_DAYS must be a whole"),
+        ({"PFLAMBDA_MARGIN_MS": "-1"}, "PFLAMBDA_MARGIN_MS must be >= 0"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], message: str) -> None:
