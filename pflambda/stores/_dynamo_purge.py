@@ -88,7 +88,7 @@ def _keys(client: DynamoDBClient, table: str, run_id: str, translated: Translate
 class _Deleter:
     """Deletes keys of one run: one BatchWriteItem per call, unprocessed items retried."""
 
-    client: DynamoDBClient
+    _client: DynamoDBClient
     table: str
     run_id: str
     translated: Translate
@@ -99,7 +99,7 @@ class _Deleter:
         wait = _FIRST_WAIT
         for _ in range(_TRIES):
             with self.translated(f"delete {len(pending)} item(s) of run {self.run_id}"):
-                response = self.client.batch_write_item(RequestItems={self.table: pending})
+                response = self._client.batch_write_item(RequestItems={self.table: pending})
             pending = list(response.get("UnprocessedItems", {}).get(self.table, []))
             if not pending:
                 return len(keys)

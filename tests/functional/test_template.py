@@ -137,7 +137,7 @@ OPTIONAL_ENV = {
     "PFLAMBDA_QUEUE": "the queue name, only used when PFLAMBDA_QUEUE_URL is missing",
     "PFLAMBDA_PREFIX": "starts the default names; the template sets every name itself",
     "PFLAMBDA_MARGIN_MS": "the deadline margin; the default (30 s) fits both timeouts",
-    "PFLAMBDA_TTL_DAYS": "run expiry; the default (30 days) matches the bucket lifecycle",
+    "PFLAMBDA_TTL_DAYS": "retention; the template sets it from RetentionDays",
     "PFLAMBDA_TOKEN_SECRET": "set by the template only when AuthMode is bearer",
     "PFLAMBDA_TOKEN_PARAMETER": "an SSM alternative to PFLAMBDA_TOKEN_SECRET",
     "PFLAMBDA_LLM": "forces a model; unset, BEDROCK_MODEL_ID decides",
@@ -203,8 +203,25 @@ AWS_MODULES = {
 }
 """service -> (a glob of the modules that call it, the resource its calls go to)."""
 
-BATCH_ACTIONS = {"send_message_batch": "SendMessage", "delete_message_batch": "DeleteMessage"}
-"""Batch calls IAM authorises as the single action."""
+BATCH_ACTIONS = {
+    "send_message_batch": "SendMessage",
+    "delete_message_batch": "DeleteMessage",
+    "delete_objects": "DeleteObject",
+    "list_objects_v2": "ListBucket",
+}
+"""Calls IAM authorises as another action (a batch as the single action)."""
+
+REAPER_ONLY = {"s3:DeleteObject", "dynamodb:BatchWriteItem"}
+"""Deletes: only ReaperFunction may make them (its own policy), and no other function."""
+
+REAPER_NEEDS = {
+    "dynamodb:GetItem": "RunsTable",
+    "dynamodb:Query": "RunsTable",
+    "dynamodb:BatchWriteItem": "RunsTable",
+    "s3:ListBucket": "StateBucket",
+    "s3:DeleteObject": "StateBucket",
+}
+"""What pflambda.engine.retention.reap calls: the run's record, its items, its objects."""
 
 POLLED_BY_EVENT_SOURCE = {"receive_message", "delete_message_batch", "change_message_visibility"}
 """SQS calls only the local poller makes (SQSQueue.receive/ack/release); on AWS the
@@ -226,7 +243,8 @@ def required_actions() -> dict[str, set[str]]:
     for service, (source, resource) in AWS_MODULES.items():
         code = "".join(path.read_text() for path in sorted(ROOT.glob(source)))
         assert code, f"no module matches {source}"
-        calls = set(re.findall(r"self\._client\.(\w+)\(", code))
+        calls = set(re.findall(r"self\._client\.(\w+)\(", code)) - {"get_paginator"}
+        calls |= set(re.findall(r"self\._client\.get_paginator\([\"'](\w+)[\"']", code))
         for call in calls - POLLED_BY_EVENT_SOURCE:
             if call == "transact_write_items":  # authorised per item: Put -> PutItem...
                 actions = {f"{service}:{kind}Item" for kind in transact}
@@ -270,9 +288,17 @@ def iam_problems(template: Template) -> list[str]:
     the worker polls the work queue; Bedrock is allowed exactly when a model is set."""
     problems = []
     needed = required_actions()
+    assert set(needed) >= REAPER_ONLY, "the code no longer deletes: update REAPER_ONLY"
     for name, function in functions(template).items():
         granted = statements(template, function)
-        for action, resources in sorted(needed.items()):
+        if name == "ReaperFunction":
+            wanted = {action: {resource} for action, resource in REAPER_NEEDS.items()}
+        else:
+            wanted = {k: v for k, v in needed.items() if k not in REAPER_ONLY}
+            for action in sorted(REAPER_ONLY):
+                if any(action in json.dumps(s) for s in granted):
+                    problems.append(f"{name} may {action}: only ReaperFunction deletes")
+        for action, resources in sorted(wanted.items()):
             for resource in sorted(resources):
                 if not any(_allows(s, action, resource) for s in granted):
                     problems.append(f"{name} may not {action} on {resource}")
@@ -522,6 +548,48 @@ def pinning_problems(template: Template) -> list[str]:
     return problems
 
 
+def retention_problems(template: Template) -> list[str]:
+    """Runs are deleted by their record's TTL and the reaper, never by object age: the
+    table streams keys, ReaperFunction hears only TTL deletions of run records (the
+    filter is pflambda.aws.reaper.FILTER), reports partial failures, and has an
+    on-failure queue; shapes/ expire after SHAPE_LIFE_DAYS, runs/ by no rule."""
+    from pflambda.aws.reaper import FILTER
+    from pflambda.limits import MAX_RETENTION_DAYS, SHAPE_LIFE_DAYS, SHAPE_REFRESH_DAYS
+
+    problems = []
+    resources = template["Resources"]
+    stream = resources["RunsTable"]["Properties"].get("StreamSpecification", {})
+    if stream != {"StreamViewType": "KEYS_ONLY"}:
+        problems.append(f"RunsTable must stream KEYS_ONLY, got {stream!r}")
+    reaper = functions(template).get("ReaperFunction", {"Properties": {}})["Properties"]
+    events = [e["Properties"] for e in reaper.get("Events", {}).values() if e["Type"] == "DynamoDB"]
+    if len(events) != 1 or "RunsTable" not in refs(events[0].get("Stream")):
+        return [*problems, "ReaperFunction needs one DynamoDB event on RunsTable's stream"]
+    event = events[0]
+    patterns = [json.loads(f["Pattern"]) for f in event["FilterCriteria"]["Filters"]]
+    if patterns != [FILTER]:
+        problems.append(f"the reaper's filter {patterns!r} is not reaper.FILTER")
+    if "ReportBatchItemFailures" not in event.get("FunctionResponseTypes", []):
+        problems.append("the reaper's stream event must report batch item failures")
+    failure = event.get("DestinationConfig", {}).get("OnFailure", {})
+    if "ReaperDeadLetterQueue" not in refs(failure.get("Destination")):
+        problems.append("the reaper's stream event needs ReaperDeadLetterQueue on failure")
+    rules = resources["StateBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    for rule in rules:
+        prefix = rule.get("Prefix", rule.get("Filter", {}).get("Prefix", ""))
+        if "ExpirationInDays" in rule and not prefix.startswith("shapes/"):
+            problems.append(f"lifecycle rule {rule['Id']} expires {prefix!r} by age")
+    shapes = [r for r in rules if r.get("Prefix") == "shapes/"]
+    if [r.get("ExpirationInDays") for r in shapes] != [SHAPE_LIFE_DAYS]:
+        problems.append(f"shapes/ must expire after {SHAPE_LIFE_DAYS} days")
+    assert SHAPE_LIFE_DAYS >= MAX_RETENTION_DAYS + SHAPE_REFRESH_DAYS
+    parameters = template["Parameters"]
+    for name in ("RetentionDays", "PausedRetentionDays"):
+        if parameters[name].get("MaxValue") != MAX_RETENTION_DAYS:
+            problems.append(f"{name} must be at most {MAX_RETENTION_DAYS}")
+    return problems
+
+
 CHECKERS: dict[str, Callable[[Template], list[str]]] = {
     "pinning": pinning_problems,
     "handlers": handler_problems,
@@ -529,6 +597,7 @@ CHECKERS: dict[str, Callable[[Template], list[str]]] = {
     "iam": iam_problems,
     "table": table_problems,
     "queue": queue_problems,
+    "retention": retention_problems,
     "api": api_problems,
     "runtime": runtime_problems,
     "samconfig": samconfig_problems,
