@@ -178,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_runs(sub: Any) -> None:
-    """``pflambda runs list|show``."""
+    """``pflambda runs list|show|pinned|prune|reap``."""
     runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     listing = runs_sub.add_parser("list", help="runs, newest first")
@@ -197,6 +197,15 @@ def _add_runs(sub: Any) -> None:
         help="the code versions live (running or paused) runs are pinned to: keep those",
     )
     pinned.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    runs_sub.add_parser(
+        "prune",
+        help="delete expired runs with their checkpoints and blobs (embedded store; on AWS "
+        "DynamoDB's TTL and the reaper do it)",
+    )
+    reap = runs_sub.add_parser(
+        "reap", help="delete what a run left after its record expired (what the reaper does)"
+    )
+    reap.add_argument("run_id")
     show = runs_sub.add_parser("show", help="a run's timeline, or its shared at a step")
     show.add_argument("run_id")
     show.add_argument("--at", type=int, help="print shared after this step (JSON)")
@@ -308,6 +317,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return _runs_list(engine, args)
     if args.runs_command == "pinned":
         return _runs_pinned(engine, args.json)
+    if args.runs_command in ("prune", "reap"):
+        return _runs_retention(engine, args)
     if args.at is not None:
         return _runs_state(engine, args.run_id, args.at, args.diff)
     if args.diff:
@@ -331,6 +342,28 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             f"{c.seq:>5}  {node:<28} {action:<14} {c.size:>8}  {kind:<8} "
             f"{ms:>8} {c.retries:>7}  {_when(c.created_at)}"
         )
+    return 0
+
+
+def _runs_retention(engine: Any, args: argparse.Namespace) -> int:
+    from pflambda.aws.config import Settings
+    from pflambda.local import prune
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.runs_command == "reap":
+        return 0 if prune.reap(engine, args.run_id, say) else 1
+    done = prune.prune(Settings.from_env(), engine, say)
+    if done is None:
+        say("nothing to do here: on AWS, DynamoDB's TTL and ReaperFunction delete expired runs")
+    elif done.runs or done.shapes or done.orphans:
+        say(
+            f"pruned {done.runs} expired run(s), {done.shapes} old shape(s), "
+            f"{done.orphans} orphaned folder(s)"
+        )
+    else:
+        say("nothing to prune")
     return 0
 
 

@@ -72,6 +72,16 @@ class DiskBlobStore:
             raise ConfigError(f"cannot delete blobs under {folder}: {exc}") from exc
         return count
 
+    def remove(self, key: str) -> bool:
+        """Delete the blob at ``key``; False if there was none."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ConfigError(f"cannot delete blob {key!r} under {self.root}: {exc}") from exc
+        return True
+
     def modified(self, prefix: str) -> Iterator[tuple[str, float]]:
         """Every key under the folder ``prefix`` with its last write (epoch seconds):
         what the local prune reads to find old shapes and orphaned folders."""

@@ -25,6 +25,9 @@ from pflambda.local.sweeper import SweepThread
 from pflambda.local.twin import LocalTwin, snapshot
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pflambda.engine.runner import Engine
     from pflambda.local.emulator import Emulator
 
 __all__ = ["LocalSession", "endpoint_env", "start_local"]
@@ -101,6 +104,22 @@ class LocalSession:
                 self.emulator.stop()
 
 
+def _expiry(emulator: object | None) -> Callable[[Engine], int] | None:
+    """With the embedded emulator, each sweep also plays DynamoDB's TTL and the reaper
+    (moto does neither); a real endpoint expires runs itself, or does not."""
+    if emulator is None:
+        return None
+
+    def expire(engine: Engine) -> int:
+        from pflambda.aws.clients import client
+        from pflambda.aws.config import Settings
+        from pflambda.local.expiry import expire_table
+
+        return expire_table(engine, client("dynamodb"), Settings.from_env().table)
+
+    return expire
+
+
 def start_local(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -139,7 +158,7 @@ def start_local(
         if emulator is not None:
             emulator.stop()
         raise
-    sweeper = SweepThread(lambda: Settings.from_env().engine()).start()
+    sweeper = SweepThread(lambda: Settings.from_env().engine(), expire=_expiry(emulator)).start()
     return LocalSession(server, agents, emulator, endpoint, sweeper, twin)
 
 

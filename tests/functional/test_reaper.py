@@ -176,3 +176,52 @@ def test_records_the_filter_would_drop_are_ignored(aws: None) -> None:
     event["Records"][0]["userIdentity"] = None
     assert Reaper(eng)(event, FakeContext()) == {"batchItemFailures": []}
     assert eng.store.get_run("alive").status == RunStatus.PAUSED
+
+
+def test_the_local_sweep_plays_the_ttl_service_and_the_reaper(aws: None) -> None:
+    """``pflambda local`` against moto: expired records are deleted as the TTL would, and
+    their stream records go through the reaper's filter and handler."""
+    from pflambda.local.expiry import expire_table, stream_record
+    from pflambda.local.sweeper import SweepThread
+
+    assert matches(FILTER, stream_record("x", 0, "t"))
+    clock = FakeClock()
+    eng = engine(clock)
+    table = Settings.from_env().table
+    eng.start("tests.flows.sample:approval", {"limit": 1, "doc": BIG}, run_id="old")
+    eng.cancel("old")
+    clock.advance(20 * DAY)
+    eng.start("tests.flows.sample:approval", {"limit": 1, "doc": BIG}, run_id="young")
+    clock.advance(10 * DAY)
+    assert expire_table(eng, boto3.client("dynamodb"), table) == 1
+    assert partition("old") == []
+    assert objects("runs/old/") == []
+    assert eng.store.get_run("young").status == RunStatus.PAUSED
+    assert expire_table(eng, boto3.client("dynamodb"), table) == 0
+    clock.advance(90 * DAY)
+    expired: list[int] = []
+    sweeper = SweepThread(
+        lambda: eng,
+        every=3600,
+        expire=lambda e: expired.append(expire_table(e, boto3.client("dynamodb"), table)) or 0,
+    )
+    sweeper.sweep_once()
+    assert expired == [1]
+    assert partition("young") == []
+    assert objects("runs/young/") == []
+
+
+def test_the_local_ttl_spares_a_record_refreshed_meanwhile(aws: None) -> None:
+    from pflambda.local import expiry
+
+    clock = FakeClock()
+    eng = engine(clock)
+    eng.start("tests.flows.sample:approval", {"limit": 1}, run_id="r")
+    eng.cancel("r")
+    clock.advance(31 * DAY)
+    dynamodb = boto3.client("dynamodb")
+    table = Settings.from_env().table
+    assert expiry._due(dynamodb, table, int(clock.now()), 10) == ["r"]
+    eng.store.update_run("r", {"expires_at": int(clock.now()) + DAY})  # refreshed meanwhile
+    assert expiry._delete(dynamodb, table, "r", int(clock.now())) is False
+    assert eng.store.get_run("r").status == RunStatus.CANCELLED
