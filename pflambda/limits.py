@@ -60,6 +60,10 @@ SHAPE_LIFE_DAYS = 400
 """The bucket's lifecycle rule deletes a ``shapes/`` object this long after its last write:
 at least MAX_RETENTION_DAYS + SHAPE_REFRESH_DAYS, so a run never outlives its shape."""
 
+ORPHAN_CHECK_SECONDS = 900
+"""How long after a start that wrote blobs before its first write a worker checks that
+the run got stored (SQS's longest delay); if not, those blobs are orphans and go."""
+
 ORPHAN_DAYS = 1
 """Blobs under ``runs/<id>/`` of a run that never got a record (its start failed before
 its first write) are deleted this long after they were written."""

@@ -160,6 +160,7 @@ class Settings:
             site=self.site,
             paused_ttl_days=self.paused_ttl_days,
         )
+        engine.orphan_checks = self.backend == "dynamodb"
         return install(engine)
 
     @property

@@ -46,6 +46,7 @@ from pflambda.aws.invoke import (
     internal_of,
     targets,
 )
+from pflambda.engine import retention
 from pflambda.engine.fanout import run_chunk
 from pflambda.engine.runner import Engine, RunOutcome, StatusListener, StepEvent
 from pflambda.errors import (
@@ -92,7 +93,7 @@ class Worker:
     ) -> None:
         self._engine, self._invoker = engine, invoker
         self.listeners, self.step_listeners = list(listeners), list(step_listeners)
-        self.kinds: dict[str, KindHandler] = dict(kinds or {})
+        self.kinds: dict[str, KindHandler] = {retention.ORPHANS: _orphans, **(kinds or {})}
         # a batch whose every record failed is still a partial batch response (each
         # record comes back on its own visibility -- a backoff), not an invocation error
         self.processor = BatchProcessor(
@@ -308,6 +309,11 @@ class Delivery:
     message_id: str
     receipt: str
     receive_count: int
+
+
+def _orphans(engine: Engine, message: dict[str, Any], receive_count: int) -> None:
+    """An orphan check (:func:`pflambda.engine.retention.watch_orphans`)."""
+    retention.reap_orphans(engine.store, engine.blobs, message["run_id"])
 
 
 def parse(body: str, kinds: Collection[str] = ()) -> dict[str, Any]:

@@ -17,23 +17,41 @@ stores have no TTL service: :func:`prune` finds their expired runs and reaps the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pflambda import limits
 from pflambda.blobs.base import BlobStore
-from pflambda.errors import RunNotFound
+from pflambda.errors import PflambdaError, RunNotFound
 from pflambda.stores.base import Expiring, RunRecord, RunStatus, Store
 
 if TYPE_CHECKING:
     from pflambda.engine.runner import Engine
 
-__all__ = ["ExpiringStore", "Reaped", "days", "due", "expiry", "folder", "prune", "reap"]
+__all__ = [
+    "ORPHANS",
+    "ExpiringStore",
+    "Reaped",
+    "days",
+    "due",
+    "expiry",
+    "folder",
+    "prune",
+    "reap",
+    "reap_orphans",
+    "watch_orphans",
+]
 
 log = logging.getLogger("pflambda.engine")
 
 DAY = 86_400
+
+ORPHANS = "orphans"
+"""The kind of the work message that checks a start's blobs got their run
+(:func:`watch_orphans`)."""
 
 
 def folder(run_id: str) -> str:
@@ -88,6 +106,35 @@ def reap(store: Store, blobs: BlobStore, run_id: str, now: float) -> Reaped | No
     items = store.purge_run(run_id)
     log.info("run %s reaped: %d items, %d blobs", run_id, items, deleted_blobs)
     return Reaped(run_id, items, deleted_blobs)
+
+
+def watch_orphans(engine: Engine, run_id: str) -> None:
+    """A start (or fork) put blobs under ``runs/<id>/`` before its first write: ask a
+    worker to look :data:`~pflambda.limits.ORPHAN_CHECK_SECONDS` later whether the run
+    got stored. If the start died in between, nothing else would ever delete them (no
+    record, so no TTL). Best effort: a failed send is logged, the start goes on."""
+    if engine.queue is None or not engine.orphan_checks:
+        return
+    message = json.dumps({"kind": ORPHANS, "run_id": run_id})
+    try:
+        engine.queue.send([message], delay_seconds=limits.ORPHAN_CHECK_SECONDS)
+    except PflambdaError:
+        log.warning("run %s: could not queue the orphan check", run_id, exc_info=True)
+
+
+def reap_orphans(store: Store, blobs: BlobStore, run_id: str) -> int | None:
+    """Delete ``runs/<id>/`` if the run has neither a record nor checkpoint 0 (its start
+    died before its first write); ``None`` (nothing deleted) if it has either."""
+    try:
+        store.get_run(run_id)
+    except RunNotFound:
+        if store.load_checkpoints(run_id, 0):
+            return None  # a purge half done: the reaper's retry finishes it
+        count = blobs.delete_prefix(folder(run_id))
+        if count:
+            log.info("run %s never got stored: %d orphaned blobs deleted", run_id, count)
+        return count
+    return None
 
 
 class ExpiringStore(Store, Expiring, Protocol):

@@ -81,6 +81,10 @@ class Engine:
         self.clock = clock or SystemClock()
         self.margin_ms, self.ttl_days = margin_ms, ttl_days
         self.paused_ttl_days = paused_ttl_days
+        self.orphan_checks = False
+        """Queue an orphan check after a start that put blobs before its first write
+        (:func:`~pflambda.engine.retention.watch_orphans`); on for DynamoDB + S3, where
+        nothing else would find them (the embedded store's prune does)."""
         """Retention in days of a run (after its last status change or, while it runs, its
         last step) and of a paused one (see :mod:`pflambda.engine.retention`)."""
         self.listeners = list(listeners)
@@ -169,6 +173,8 @@ class Engine:
             live.shared, encode_cursor(live.cursor), seq=0, snapshot=True
         )
         body = pending.body
+        if pending.written:  # blobs before the first write: orphans if we die now
+            retention.watch_orphans(self, record.run_id)
         budget = Budget(context, max_steps, margin_ms, hand_off)
         first = checkpoints.checkpoint(self, record, 0, body, True, base=0)
         start = live.cursor.position or graph.level("").start_id  # not entered yet
@@ -378,9 +384,12 @@ class Engine:
             pinned=source.pinned,  # its cursor was written by the source's code
         )
         tracker = SharedTracker(record.run_id, self.blobs)
-        data = tracker.prepare(
+        prepared = tracker.prepare(
             shared, body.cursor, seq=0, snapshot=True, result=body.result, side=log
-        ).body
+        )
+        data = prepared.body
+        if prepared.written:
+            retention.watch_orphans(self, record.run_id)
         self.store.start_run(record, checkpoints.checkpoint(self, record, 0, data, True, base=0))
         compat.keep(self.blobs, source.fingerprint)  # the fork lives on the source's shape
         return record

@@ -225,3 +225,7 @@ def test_the_local_ttl_spares_a_record_refreshed_meanwhile(aws: None) -> None:
     eng.store.update_run("r", {"expires_at": int(clock.now()) + DAY})  # refreshed meanwhile
     assert expiry._delete(dynamodb, table, "r", int(clock.now())) is False
     assert eng.store.get_run("r").status == RunStatus.CANCELLED
+
+
+def test_orphan_checks_are_on_with_dynamodb(aws: None) -> None:
+    assert Settings.from_env().engine().orphan_checks is True
