@@ -86,6 +86,15 @@ def on_conflict(engine: Engine, live: Live) -> RunOutcome:
     live.record = record
     if record.status == RunStatus.RUNNING and record.cancel_requested:
         return cancelled(engine, live)
+    driver = live.driver
+    ours = driver not in (None, lease.QUEUED) and record.lease_owner == driver
+    if record.status == RunStatus.RUNNING and ours:
+        # nobody else may write while we hold the lease: the step is our own commit,
+        # applied though reported refused (a retried write); the queue goes on from it
+        # at once, not when our lease lapses
+        log.warning("run %s: step %d is already ours; handed on", record.run_id, live.seq + 1)
+        lease.hand_off(engine, live)
+        return outcome(live, stopped="conflict")
     log.warning("run %s: step %d was taken by another invocation", record.run_id, live.seq + 1)
     return outcome(live, stopped="conflict")
 

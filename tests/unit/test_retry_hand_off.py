@@ -131,3 +131,45 @@ def test_a_blocking_send_that_meets_a_transaction_conflict_is_answered() -> None
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     texts = [p["text"] for a in task["artifacts"] for p in a["parts"]]
     assert texts == ["echo: hi"]
+
+
+def test_a_step_that_is_our_own_landed_commit_is_handed_on_at_once() -> None:
+    """A write applied but reported refused (a retried write) finds its step taken while
+    the lease is still ours: nobody else wrote it, so the queue goes on from it now."""
+    from pflambda.errors import CheckpointConflict
+
+    flow, shared = "tests.flows.sample:loop", {"limit": 3}
+    expected = make_engine().start(flow, dict(shared), run_id="clean").shared
+    engine = make_engine()
+    real, calls = engine.store.put_checkpoint, [0]
+
+    def landed_but_refused(*args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        real(*args, **kw)
+        if calls[0] == 1:
+            raise CheckpointConflict("run r already has checkpoint 1 (the retry's view)")
+
+    engine.store.put_checkpoint = landed_but_refused  # type: ignore[method-assign]
+    outcome = engine.start(flow, dict(shared), run_id="r", hand_off=True)
+    assert outcome.stopped == "conflict"
+    assert engine.store.get_run("r").lease_owner == lease.QUEUED
+    assert drain(engine) == 1
+    assert engine.store.get_run("r").status == RunStatus.COMPLETED
+    assert engine.state("r")[0] == expected
+
+
+def test_a_step_another_driver_took_is_left_to_it() -> None:
+    from pflambda.errors import CheckpointConflict
+
+    engine = make_engine()
+
+    def taken(*args: Any, **kw: Any) -> Any:
+        later = engine.clock.now() + 60
+        engine.store.update_run("r", {"lease_owner": "inv:other", "lease_until": later})
+        raise CheckpointConflict("run r already has checkpoint 1")
+
+    engine.store.put_checkpoint = taken  # type: ignore[method-assign]
+    outcome = engine.start("tests.flows.sample:loop", {"limit": 3}, run_id="r", hand_off=True)
+    assert outcome.stopped == "conflict"
+    assert engine.store.get_run("r").lease_owner == "inv:other"
+    assert drain(engine) == 0
