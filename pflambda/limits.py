@@ -119,7 +119,12 @@ message received this many times without success goes to the dead-letter queue. 
 worker fails a fanned-out chunk itself on this receive (``Engine.max_attempts`` + 1)."""
 
 LIST_SHARDS = 64
-"""Partitions per owner (and agent) in each listing index: a run's index writes go to one
-of them by a hash of its id, so one principal's runs spread over this many partitions
-(see docs/deploy.md for the arithmetic); a listing merges this many Queries. Raising it
-later is safe (old runs stay in the lower shards); lowering it hides runs."""
+"""Default partitions per owner (and agent) in each listing index (``PFLAMBDA_LIST_SHARDS``,
+the template's ``ListShards``): a run's index writes go to one of them by a hash of its
+id, so one principal's runs spread over this many partitions (see docs/deploy.md for the
+arithmetic); a listing merges this many Queries. A DynamoDB table records the largest
+count any writer used and listings ask that many, so changing it either way hides no run
+(:mod:`pflambda.stores._listing_shards`)."""
+
+MAX_LIST_SHARDS = 1000
+"""The most listing shards allowed: a listing sends one Query per shard."""

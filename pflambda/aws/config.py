@@ -31,6 +31,9 @@ PUSH``                     (``1``: local development)
 ``PFLAMBDA_SITE``          where this code is deployed, to     ``function:version``
                            pin runs to (the local twin sets    on a published Lambda
                            ``local:<id>``)                     version, else none
+``PFLAMBDA_LIST_SHARDS``   listing partitions per owner and    ``64``
+                           agent (``dynamodb``: 1-1000; see
+                           docs/deploy.md "Listing indexes")
 =========================  ==================================  =====================
 
 ``sqlite`` is the embedded, persistent default: runs, checkpoints and queued work live
@@ -55,6 +58,7 @@ from typing import TYPE_CHECKING
 from pflambda import limits
 from pflambda.aws.invoke import site_from_env
 from pflambda.errors import ConfigError
+from pflambda.stores._listing import check_shards
 
 if TYPE_CHECKING:
     from pflambda.blobs.base import BlobStore
@@ -110,6 +114,8 @@ class Settings:
     """Where this code is deployed, to pin runs to (:func:`pflambda.aws.invoke.site_from_env`)."""
     paused_ttl_days: int = limits.DEFAULT_PAUSED_TTL_DAYS
     """How long a run paused for input is kept after it paused."""
+    list_shards: int = limits.LIST_SHARDS
+    """Listing index partitions per owner and agent for the runs ``dynamodb`` creates."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +138,9 @@ class Settings:
         paused = _days(env, "PFLAMBDA_PAUSED_TTL_DAYS", limits.DEFAULT_PAUSED_TTL_DAYS)
         if margin < 0:
             raise ConfigError("PFLAMBDA_MARGIN_MS must be >= 0")
+        shards = check_shards(
+            _int(env, "PFLAMBDA_LIST_SHARDS", limits.LIST_SHARDS), "PFLAMBDA_LIST_SHARDS"
+        )
         return cls(
             backend=backend,
             directory=env.get("PFLAMBDA_DIR") or cls.directory,
@@ -144,6 +153,7 @@ class Settings:
             paused_ttl_days=paused,
             allow_private_push=env.get("PFLAMBDA_ALLOW_PRIVATE_PUSH", "") in ("1", "true", "yes"),
             site=site_from_env(env),
+            list_shards=shards,
         )
 
     def engine(self) -> Engine:
@@ -249,7 +259,7 @@ def _aws_ports(settings: Settings) -> Ports:
                 f"cannot find SQS queue {settings.queue_name!r} (set PFLAMBDA_QUEUE_URL): {exc}"
             ) from exc
     return Ports(
-        DynamoDBStore(settings.table, client("dynamodb")),
+        DynamoDBStore(settings.table, client("dynamodb"), shards=settings.list_shards),
         S3BlobStore(settings.bucket, lazy_client("s3")),
         SQSQueue(url, sqs),
     )

@@ -47,14 +47,14 @@ class RunItems(DynamoTable):
 
     def create_run(self, record: RunRecord) -> None:
         """Store a new run; :class:`~pflambda.errors.RunExists` if the id is taken."""
-        item = run_item(record, self._shards)
+        item = run_item(record, self._shards.for_writes())
         check_size(item, f"run {record.run_id}")
         if not self._put_new(item, f"create run {record.run_id}"):
             raise RunExists(f"run {record.run_id} already exists")
 
     def start_run(self, record: RunRecord, checkpoint: Checkpoint) -> None:
         """One TransactWriteItems: the ``META`` item and checkpoint 0, each if new."""
-        item = run_item(record, self._shards)
+        item = run_item(record, self._shards.for_writes())
         check_size(item, f"run {record.run_id}")
         step = checkpoint_item(checkpoint)
         check_size(step, f"checkpoint {checkpoint.seq} of run {record.run_id}")

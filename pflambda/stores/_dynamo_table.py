@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from pflambda.errors import ConfigError, RetryableError
+from pflambda.errors import RetryableError
 from pflambda.limits import LIST_SHARDS
 from pflambda.stores._item import Item
 from pflambda.stores._listing import INDEXES, PROJECTED
+from pflambda.stores._listing_shards import ShardCounts
 from pflambda.stores.base import ItemTooLarge
 
 if TYPE_CHECKING:
@@ -157,13 +158,12 @@ class DynamoTable:
     def __init__(
         self, table_name: str, client: DynamoDBClient, *, shards: int = LIST_SHARDS
     ) -> None:
-        """``shards``: partitions per owner in each listing index; every writer and
-        reader of one table must agree on it (see :data:`~pflambda.limits.LIST_SHARDS`)."""
-        if shards < 1:
-            raise ConfigError(f"shards must be at least 1, not {shards}")
+        """``shards``: partitions per owner in each listing index for the runs this store
+        creates; listings ask as many as any writer of the table used
+        (:mod:`pflambda.stores._listing_shards`)."""
         self._table = table_name
         self._client = client
-        self._shards = shards
+        self._shards = ShardCounts(client, table_name, shards, translated)
 
     def _put_new(self, item: Item, what: str) -> bool:
         """PutItem only if the key is free; False if it was taken (one request)."""

@@ -13,10 +13,13 @@ index               partition                                sort key
 ``runs-all``        ``apk`` = ``ALL#<shard>``                ``lsk``
 ==================  ======================================  ==================================
 
-A run's shard is a hash of its id modulo :data:`~pflambda.limits.LIST_SHARDS`, so one busy
-owner's writes spread over that many partitions of each index, and a listing merges that
-many Queries in update-time order. A page token is the ``lsk`` of the last run returned:
-one position in one global order, valid whatever index serves the next page.
+A run's shard is a hash of its id modulo the shard count (``PFLAMBDA_LIST_SHARDS``,
+default :data:`~pflambda.limits.LIST_SHARDS`), chosen once when the run is created, so one
+busy owner's writes spread over that many partitions of each index, and a listing merges
+that many Queries in update-time order (on DynamoDB: as many as the most any writer of
+the table used, see :mod:`pflambda.stores._listing_shards`). A page token is the ``lsk``
+of the last run returned: one position in one global order, valid whatever index serves
+the next page.
 
 The plan (which index, which partitions, what is left to a filter) is pure and shared by
 the stores: the in-memory store answers with the same order, the same tokens, the same
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pflambda.errors import ConfigError
-from pflambda.limits import LIST_SHARDS
+from pflambda.limits import LIST_SHARDS, MAX_LIST_SHARDS
 from pflambda.stores.base import RunStatus
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "PROJECTED",
     "Plan",
     "Scope",
+    "check_shards",
     "decode_token",
     "encode_token",
     "index_keys",
@@ -96,6 +100,19 @@ _TIME_KEY = re.compile(r"^\d{13}\.\d{6}#.+$")
 def _part(value: str | None) -> str:
     """A key component: ``#`` and ``%`` escaped, so no component can forge another."""
     return (value or "").replace("%", "%25").replace("#", "%23")
+
+
+def check_shards(shards: object, what: str = "listing shards") -> int:
+    """``shards`` if it is a whole number in 1..:data:`~pflambda.limits.MAX_LIST_SHARDS`,
+    else :class:`ConfigError` saying what is allowed."""
+    if isinstance(shards, bool) or not isinstance(shards, int):
+        raise ConfigError(f"{what} must be a whole number, got {shards!r}")
+    if not 1 <= shards <= MAX_LIST_SHARDS:
+        raise ConfigError(
+            f"{what} must be between 1 and {MAX_LIST_SHARDS} (index partitions per owner and "
+            f"agent; one Query each per listing), got {shards}"
+        )
+    return shards
 
 
 def shard_of(run_id: str, shards: int = LIST_SHARDS) -> int:

@@ -101,7 +101,12 @@ class DynamoDBStore(RunItems, CheckpointItems):
         after = decode_token(next_token)
         scope = Scope.of(owner, agent, context_id, status)
         items, more = list_items(
-            self._query, self._table, scope, limit=limit, after=after, shards=self._shards
+            self._query,
+            self._table,
+            scope,
+            limit=limit,
+            after=after,
+            shards=self._shards.for_reads(),
         )
         token = encode_token(items[-1]["lsk"][S]) if more else None
         return Page([listed_from_item(item) for item in items], token)
@@ -116,7 +121,7 @@ class DynamoDBStore(RunItems, CheckpointItems):
     ) -> int:
         """A ``Select=COUNT`` Query per shard partition, paged: reads every match."""
         scope = Scope.of(owner, agent, context_id, status)
-        return count_items(self._query, self._table, scope, self._shards)
+        return count_items(self._query, self._table, scope, self._shards.for_reads())
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """One conditional PutItem; if the header is there, a consistent GetItem of it."""

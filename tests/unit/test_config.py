@@ -36,13 +36,24 @@ def test_values_from_the_environment() -> None:
             "PFLAMBDA_TTL_DAYS": "7",
             "PFLAMBDA_PAUSED_TTL_DAYS": "120",
             "PFLAMBDA_ALLOW_PRIVATE_PUSH": "1",
+            "PFLAMBDA_LIST_SHARDS": "100",
         }
     )
     assert settings == Settings(
-        "dynamodb", "t", "b", "pflambda-work", "https://sqs/q", 5000, 7, True, paused_ttl_days=120
+        "dynamodb",
+        "t",
+        "b",
+        "pflambda-work",
+        "https://sqs/q",
+        5000,
+        7,
+        True,
+        paused_ttl_days=120,
+        list_shards=100,
     )
     engine = dataclasses.replace(settings, backend="memory").engine()
     assert (engine.ttl_days, engine.paused_ttl_days) == (7, 120)
+    assert Settings.from_env({}).list_shards == 64
 
 
 def test_retention_defaults() -> None:
@@ -59,6 +70,9 @@ def test_retention_defaults() -> None:
         ({"PFLAMBDA_PAUSED_TTL_DAYS": "366"}, "PFLAMBDA_PAUSED_TTL_DAYS must be from 1 to 365"),
         ({"PFLAMBDA_PAUSED_TTL_DAYS": "a month"}, "PFLAMBDA_PAUSED_TTL_DAYS must be a whole"),
         ({"PFLAMBDA_MARGIN_MS": "-1"}, "PFLAMBDA_MARGIN_MS must be >= 0"),
+        ({"PFLAMBDA_LIST_SHARDS": "many"}, "PFLAMBDA_LIST_SHARDS must be a whole number"),
+        ({"PFLAMBDA_LIST_SHARDS": "0"}, "PFLAMBDA_LIST_SHARDS must be between 1 and 1000"),
+        ({"PFLAMBDA_LIST_SHARDS": "1001"}, "PFLAMBDA_LIST_SHARDS must be between 1 and 1000"),
     ],
 )
 def test_bad_values_are_clear_errors(env: dict[str, str], message: str) -> None:
