@@ -178,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_runs(sub: Any) -> None:
-    """``pflambda runs list|show|pinned|prune|reap``."""
+    """``pflambda runs list|show|pinned|prune|reap|backfill``."""
     runs = sub.add_parser("runs", help="list runs, or show one run's checkpoints")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     listing = runs_sub.add_parser("list", help="runs, newest first")
@@ -206,6 +206,12 @@ def _add_runs(sub: Any) -> None:
         "reap", help="delete what a run left after its record expired (what the reaper does)"
     )
     reap.add_argument("run_id")
+    backfill = runs_sub.add_parser(
+        "backfill",
+        help="give listing keys to runs written before the listing indexes existed "
+        "(safe while live and to re-run)",
+    )
+    backfill.add_argument("--page-size", type=_positive, default=500, help="runs per Scan page")
     show = runs_sub.add_parser("show", help="a run's timeline, or its shared at a step")
     show.add_argument("run_id")
     show.add_argument("--at", type=int, help="print shared after this step (JSON)")
@@ -319,6 +325,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return _runs_pinned(engine, args.json)
     if args.runs_command in ("prune", "reap"):
         return _runs_retention(engine, args)
+    if args.runs_command == "backfill":
+        return _runs_backfill(engine, args.page_size)
     if args.at is not None:
         return _runs_state(engine, args.run_id, args.at, args.diff)
     if args.diff:
@@ -364,6 +372,19 @@ def _runs_retention(engine: Any, args: argparse.Namespace) -> int:
         )
     else:
         say("nothing to prune")
+    return 0
+
+
+def _runs_backfill(engine: Any, page_size: int) -> int:
+    backfill = getattr(engine.store, "backfill_listing", None)
+    if backfill is None:  # the memory store: no runs older than this process
+        print(f"nothing to backfill in {type(engine.store).__name__}: no older runs")
+        return 0
+    done = backfill(page_size=page_size, progress=lambda so_far: print(so_far.line(), flush=True))
+    print(
+        f"done: {done.added} runs given listing keys ({done.raced} keyed meanwhile by "
+        f"another writer, {done.gone} deleted meanwhile); running it again finds none"
+    )
     return 0
 
 

@@ -21,7 +21,8 @@ reads only runs whose lease lapsed. A ``CKPT#`` item with a ``marker`` attribute
 claims its step (a cancel): loads and timelines skip it. ``ttl`` holds ``expires_at``.
 Every access is a GetItem, PutItem, UpdateItem, Query or TransactWriteItems (starting a
 run, a step with a status change, recording a chunk), or BatchWriteItem deletes (the
-reaper's purge of an expired run, :mod:`pflambda.stores._dynamo_purge`): nothing here scans.
+reaper's purge of an expired run, :mod:`pflambda.stores._dynamo_purge`): nothing here scans,
+but the operator's one-off :meth:`DynamoDBStore.backfill_listing`.
 
 The store is assembled from one class per kind of item, each on
 :class:`~pflambda.stores._dynamo_table.DynamoTable` (the table, its schema, the shared
@@ -68,6 +69,8 @@ from pflambda.stores._fanout_items import (
 )
 from pflambda.stores._item import listed_from_item
 from pflambda.stores._listing import Scope, decode_token, encode_token
+from pflambda.stores._listing_backfill import Backfill, Progress
+from pflambda.stores._listing_dynamo_backfill import backfill_dynamodb
 from pflambda.stores.base import FanOut, Page, RunStatus
 
 __all__ = ["TABLE_SCHEMA", "TTL_ATTRIBUTE", "DynamoDBStore", "create_table"]
@@ -122,6 +125,21 @@ class DynamoDBStore(RunItems, CheckpointItems):
         """A ``Select=COUNT`` Query per shard partition, paged: reads every match."""
         scope = Scope.of(owner, agent, context_id, status)
         return count_items(self._query, self._table, scope, self._shards.for_reads())
+
+    def backfill_listing(
+        self, *, page_size: int = 500, progress: Progress | None = None
+    ) -> Backfill:
+        """Give listing keys to runs created before the listing indexes existed (paged
+        Scans, conditional writes: safe while live and to re-run; see
+        :mod:`pflambda.stores._listing_dynamo_backfill`). The operator's one scan."""
+        return backfill_dynamodb(
+            self._client,
+            self._table,
+            self._shards.for_writes(),
+            translated,
+            page_size=page_size,
+            progress=progress,
+        )
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """One conditional PutItem; if the header is there, a consistent GetItem of it."""

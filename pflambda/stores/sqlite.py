@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from pflambda.embedded import Database
 from pflambda.errors import CheckpointConflict, ConfigError, RunExists, RunNotFound
-from pflambda.limits import MARKER_CANCEL
+from pflambda.limits import LIST_SHARDS, MARKER_CANCEL
 from pflambda.stores._fanout_items import (
     chunk_from_item,
     chunk_item,
@@ -33,6 +33,7 @@ from pflambda.stores._fanout_items import (
     out_of_range,
 )
 from pflambda.stores._item import (
+    Item,
     check_size,
     checkpoint_from_item,
     checkpoint_item,
@@ -45,11 +46,13 @@ from pflambda.stores._item import (
     update_values,
 )
 from pflambda.stores._listing import Scope, decode_token, encode_token
+from pflambda.stores._listing_backfill import Backfill, Progress, keyed
 from pflambda.stores._sqlite_rows import (
     EXPIRY,
     SCHEMA,
     dump,
     fanout_row,
+    index_columns,
     insert_run,
     insert_step,
     save_fanout,
@@ -284,6 +287,39 @@ class SQLiteStore:
         with self.db.errors():
             (count,) = self._read(f"SELECT count(*) FROM runs WHERE {where}", args).fetchone()
         return int(count)
+
+    def backfill_listing(
+        self, *, page_size: int = 500, progress: Progress | None = None
+    ) -> Backfill:
+        """Give listing keys (and the agent older A2A runs kept only in attrs) to runs
+        written before the listing existed, and their list order to ``sort_key``: one write
+        transaction per page, so a concurrent writer's newer status is never overwritten;
+        re-running finds nothing left (see :mod:`pflambda.stores._listing_backfill`)."""
+        done, after = Backfill(), ""
+        while True:
+            with self.db.write() as conn:
+                rows = conn.execute(
+                    "SELECT run_id, item FROM runs WHERE run_id > ? ORDER BY run_id LIMIT ?",
+                    (after, page_size),
+                ).fetchall()
+                for run_id, raw in rows:
+                    item: Item = json.loads(raw)
+                    if "apk" in item:
+                        continue
+                    done.found += 1
+                    item |= keyed(item, LIST_SHARDS)
+                    conn.execute(
+                        "UPDATE runs SET sort_key = ?, context_id = ?, owner = ?, item = ? "
+                        "WHERE run_id = ?",
+                        (*index_columns(item), dump(item), run_id),
+                    )
+                    done.added += 1
+            done.pages += 1
+            if progress is not None:
+                progress(done)
+            if len(rows) < page_size:
+                return done
+            after = rows[-1][0]
 
     def create_fanout(self, fanout: FanOut) -> FanOut:
         """Store a fan-out header, or return the one already stored for its step."""

@@ -118,3 +118,40 @@ def test_runs_pinned_shows_which_versions_live_runs_need(
     text = capsys.readouterr().out
     assert "research:3" in text
     assert "(nowhere: not started on a published version)" in text
+
+
+def test_runs_backfill_prints_progress_and_lists_old_runs(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from tests.contract.test_listing_backfill import OLD, old_item
+
+    monkeypatch.setenv("PFLAMBDA_STORE", "sqlite")
+    monkeypatch.setenv("PFLAMBDA_DIR", str(tmp_path))
+    Settings.from_env().ports.store.list_runs()  # makes the file and its schema
+    with sqlite3.connect(tmp_path / "pflambda.db") as conn:
+        for i, run_id in enumerate(OLD):
+            item = old_item(run_id, i)
+            row = (run_id, item["gsi1sk"]["S"], "ctx", "ada", json.dumps(item))
+            conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)", row)
+    assert main(["runs", "backfill", "--page-size", "4"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == (
+        "page 1: 4 runs without listing keys found, 4 keyed, 0 keyed meanwhile by another "
+        "writer, 0 deleted meanwhile"
+    )
+    assert len(text) == 4
+    assert text[-1].startswith("done: 11 runs given listing keys")
+    assert main(["runs", "list", "--json", "--agent", "qa", "--limit", "50"]) == 0
+    assert [r["run_id"] for r in out_json(capsys)["runs"]] == list(reversed(OLD))
+    assert main(["runs", "backfill"]) == 0
+    assert "done: 0 runs" in capsys.readouterr().out
+    reset_memory_ports()  # closes the embedded store it opened
+
+
+def test_runs_backfill_on_the_memory_store_has_nothing_to_do(
+    engine: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["runs", "backfill"]) == 0
+    assert "nothing to backfill in MemoryStore" in capsys.readouterr().out
