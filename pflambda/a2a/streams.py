@@ -52,13 +52,14 @@ def stable_id(*parts: object) -> str:
 
 def handed_off(record: RunRecord, outcome: RunOutcome | None) -> bool:
     """The run goes on elsewhere: its items are with the workers, another invocation
-    drives it, or it met a retryable error and the queue has it (see the engine's
-    driver): a blocking send waits for it rather than answer "working" or "try again"."""
+    drives it, or this request gave it to the queue -- at its deadline, or after a
+    retryable error (see the engine's driver): a blocking send or a stream waits for it
+    rather than answer "working" or "try again"."""
     stopped = outcome.stopped if outcome is not None else None
     if record.status != RunStatus.RUNNING:
         return False
     return stopped in ("fanout", "conflict") or (
-        stopped == "retry" and record.lease_owner == QUEUED
+        stopped in ("retry", "deadline") and record.lease_owner == QUEUED
     )
 
 
