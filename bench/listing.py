@@ -75,14 +75,14 @@ def arithmetic() -> None:
     for name, writes in rows:
         print(f"| {name} | {writes} | {writes * INDEXES * wcu(index)} | {before[name]} |")
     print()
-    print(f"Per index partition, one principal+agent at R runs/s over {LIST_SHARDS} shards:")
-    print("| R runs/s | index writes per run | WCU/s per partition | share of 1,000 |")
-    print("|---|---|---|---|")
-    for rate, per_run in ((1_000, 3), (10_000, 3), (10_000, 7)):
-        per_partition = rate * per_run * wcu(index) / LIST_SHARDS
-        print(
-            f"| {rate:,} | {per_run} | {per_partition:,.0f} | {per_partition / PARTITION_WCU:.0%} |"
-        )
+    print("Per index partition, one principal+agent at R runs/s over N shards:")
+    print("| N shards | R runs/s | index writes per run | WCU/s per partition | share of 1,000 |")
+    print("|---|---|---|---|---|")
+    for shards in (LIST_SHARDS, 100):
+        for rate, per_run in ((1_000, 3), (10_000, 3), (10_000, 7)):
+            per_partition = rate * per_run * wcu(index) / shards
+            share = per_partition / PARTITION_WCU
+            print(f"| {shards} | {rate:,} | {per_run} | {per_partition:,.0f} | {share:.0%} |")
     print("(3 = create + completion; 7 = with one input-required pause and its answer)\n")
 
 
@@ -97,9 +97,9 @@ def listing_cost() -> None:
 
     print(
         "| others' runs | caller's runs | page: Queries | page: entries read | "
-        "count: Queries | count: entries read |"
+        "count: Queries | count: entries read | GetItem per listing (shard count) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for others in (0, 2_000):
         for mine in (0, 3):
             with mock_aws():
@@ -115,7 +115,7 @@ def listing_cost() -> None:
                 count = {k: seen[k] - page[k] for k in seen}
                 print(
                     f"| {others:,} | {mine} | {page['queries']} | {page['scanned']} | "
-                    f"{count['queries']} | {count['scanned']} |"
+                    f"{count['queries']} | {count['scanned']} | {page['gets']} |"
                 )
 
 
@@ -127,16 +127,20 @@ def load(client: Any, owner: str, count: int) -> None:
 
 
 def meter(client: Any) -> dict[str, int]:
-    seen = {"queries": 0, "scanned": 0}
+    seen = {"queries": 0, "scanned": 0, "gets": 0}
 
     def before(**_: Any) -> None:
         seen["queries"] += 1
+
+    def get(**_: Any) -> None:
+        seen["gets"] += 1
 
     def after(parsed: dict[str, Any], **_: Any) -> None:
         seen["scanned"] += int(parsed.get("ScannedCount", 0))
 
     client.meta.events.register("before-call.dynamodb.Query", before)
     client.meta.events.register("after-call.dynamodb.Query", after)
+    client.meta.events.register("before-call.dynamodb.GetItem", get)
     return seen
 
 
