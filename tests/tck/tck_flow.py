@@ -3,7 +3,8 @@
 The scenarios are the TCK's (``scenarios/*.feature``): complete with a message, answer
 with a bare Message instead of a task, reject the task, add a text/file/url/data
 artifact, ask for input, stream status updates and artifacts, or keep working long
-enough for a client to resubscribe.
+enough for a client to resubscribe. The chunked-artifact scenario streams its artifact in
+two chunks (append / lastChunk) while the run goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import base64
 import time
 from typing import Any
 
-from pflambda import Artifact, Flow, InputRequired, Message, Node, Part, Rejected
+from pflambda import Artifact, Flow, InputRequired, Message, Node, Part, Rejected, current_run
+
+CHUNKED = "chunked-output"
+"""The artifact id the chunked scenario streams (its chunks stand: no final artifact)."""
 
 SLOW_STEPS = 8
 """Steps of the long-running scenario; each takes :data:`SLOW_STEP_SECONDS`."""
@@ -84,6 +88,10 @@ class Act(Node):
             shared["steps"] = int(shared.get("steps", 0)) + 1
             if shared["steps"] < SLOW_STEPS:
                 return "again"
+        if prep_res == "tck-stream-artifact-chunked":  # two chunks, committed with this step
+            run = current_run()
+            run.emit_artifact(CHUNKED, "chunk-1 ", name="output")
+            run.emit_artifact(CHUNKED, "chunk-2", append=True, last_chunk=True)
         if prep_res == "tck-message-response":
             text = Part(text="Direct message response")
             shared["answer"] = Message("", "agent", (text,))  # the send answers with it
@@ -119,8 +127,6 @@ def artifacts_for(shared: dict[Any, Any], task_id: str) -> list[Artifact] | Mess
         part = Part(file_uri=url, media_type="text/plain", filename="output.txt")
     elif name == "tck-artifact-data":
         part = Part(data={"key": "value", "count": 42})
-    elif name == "tck-stream-artifact-chunked":
-        part = Part(text="chunk-1 chunk-2")
     elif name in _REPLIES and name != "tck-complete-task":
         part = Part(text=_REPLIES[name])
     if part is None:

@@ -67,3 +67,23 @@ def test_streamed_artifact_scenario(agent: Agent) -> None:
     artifacts = [e["artifactUpdate"] for e in events if "artifactUpdate" in e]
     assert [a["artifact"]["parts"] for a in artifacts] == [[{"text": "Stream hello from TCK"}]]
     assert events[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+def test_chunked_artifact_streams_two_chunks_while_the_run_goes_on(agent: Agent) -> None:
+    message = {"messageId": "tck-stream-artifact-chunked-1", "role": "ROLE_USER"}
+    body = {"jsonrpc": "2.0", "id": "1", "method": "SendStreamingMessage"}
+    from tests.unit.test_a2a_dispatcher import request
+
+    params = {"message": {**message, "parts": [{"text": "hi"}]}}
+    resp = agent.dispatcher.handle(request({**body, "params": params}, V1, principal="tck"))
+    events = [e["result"] for e in sse(resp)]
+    kinds = [next(iter(e)) for e in events]
+    assert kinds[0] == "task"
+    chunks = [e["artifactUpdate"] for e in events if "artifactUpdate" in e]
+    got = [(c["artifact"]["parts"], c.get("append", False), c.get("lastChunk")) for c in chunks]
+    assert got == [([{"text": "chunk-1 "}], False, False), ([{"text": "chunk-2"}], True, True)]
+    assert kinds.index("artifactUpdate") < kinds.index("statusUpdate")  # while the run goes on
+    assert events[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    task_id = events[0]["task"]["id"]
+    task = rpc(agent, "GetTask", {"id": task_id}, V1, principal="tck")["result"]
+    assert [a["parts"] for a in task["artifacts"]] == [[{"text": "chunk-1 "}, {"text": "chunk-2"}]]
