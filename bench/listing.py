@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +129,20 @@ def load(client: Any, owner: str, count: int) -> None:
 
 def meter(client: Any) -> dict[str, int]:
     seen = {"queries": 0, "scanned": 0, "gets": 0}
+    # the store sends a listing's shard Queries from a thread pool: count under a lock
+    lock = threading.Lock()
 
     def before(**_: Any) -> None:
-        seen["queries"] += 1
+        with lock:
+            seen["queries"] += 1
 
     def get(**_: Any) -> None:
-        seen["gets"] += 1
+        with lock:
+            seen["gets"] += 1
 
     def after(parsed: dict[str, Any], **_: Any) -> None:
-        seen["scanned"] += int(parsed.get("ScannedCount", 0))
+        with lock:
+            seen["scanned"] += int(parsed.get("ScannedCount", 0))
 
     client.meta.events.register("before-call.dynamodb.Query", before)
     client.meta.events.register("after-call.dynamodb.Query", after)

@@ -8,6 +8,7 @@ the count goes up or down, even by readers still configured with the old count.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -33,9 +34,12 @@ def _create(store: DynamoDBStore, prefix: str, count: int) -> list[str]:
 
 def _queries(kit: DynamoKit) -> dict[str, int]:
     seen = {"queries": 0}
+    # the store sends a listing's shard Queries from a thread pool: count under a lock
+    lock = threading.Lock()
 
     def count(**_: Any) -> None:
-        seen["queries"] += 1
+        with lock:
+            seen["queries"] += 1
 
     kit.client.meta.events.register("before-call.dynamodb.Query", count)
     return seen

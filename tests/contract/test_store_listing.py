@@ -9,6 +9,7 @@ filter; counts match the listing. The DynamoDB-only tests count Queries and item
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import pytest
@@ -200,12 +201,16 @@ def test_keys_cannot_be_forged_by_hash_signs(store: Store) -> None:
 def _meter(kit: DynamoKit) -> dict[str, int]:
     """Queries sent and items DynamoDB evaluated (ScannedCount) for them."""
     seen = {"queries": 0, "scanned": 0}
+    # the store sends a listing's shard Queries from a thread pool: count under a lock
+    lock = threading.Lock()
 
     def before(**_: Any) -> None:
-        seen["queries"] += 1
+        with lock:
+            seen["queries"] += 1
 
     def after(parsed: dict[str, Any], **_: Any) -> None:
-        seen["scanned"] += int(parsed.get("ScannedCount", 0))
+        with lock:
+            seen["scanned"] += int(parsed.get("ScannedCount", 0))
 
     kit.client.meta.events.register("before-call.dynamodb.Query", before)
     kit.client.meta.events.register("after-call.dynamodb.Query", after)
