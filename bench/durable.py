@@ -14,7 +14,6 @@ Run: ``.venv/bin/python bench/durable.py`` (about a minute).
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._moto import count_requests, moto_clients
 from pflambda import Flow, Node
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.engine.runner import Engine
@@ -75,27 +75,11 @@ class CountingStore:
 
 @contextmanager
 def moto_backend() -> Iterator[tuple[Any, Any, Callable[[], Counter[str]]]]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
+    from pflambda.blobs.s3 import S3BlobStore
+    from pflambda.stores.dynamodb import DynamoDBStore
 
-    from pflambda.blobs.s3 import S3BlobStore, create_bucket
-    from pflambda.stores.dynamodb import DynamoDBStore, create_table
-
-    with mock_aws():
-        ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        create_table(ddb, "bench")
-        create_bucket(s3, "bench")
-        calls: Counter[str] = Counter()
-        ddb.meta.events.register(
-            "before-call.dynamodb.*", lambda model, **_: calls.update([model.name])
-        )
-        s3.meta.events.register(
-            "before-call.s3.*", lambda model, **_: calls.update([f"S3 {model.name}"])
-        )
+    with moto_clients() as (ddb, s3):
+        calls = count_requests(ddb, s3)
         yield DynamoDBStore("bench", ddb), S3BlobStore("bench", s3), lambda: calls
 
 

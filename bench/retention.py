@@ -15,7 +15,6 @@ they are the same on every machine.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._moto import count_requests, moto_clients
 from pflambda import Flow, Node
 from pflambda.clock import FakeClock
 from pflambda.engine import retention
@@ -72,27 +72,11 @@ class Forever:
 
 
 def main() -> None:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
+    from pflambda.blobs.s3 import S3BlobStore
+    from pflambda.stores.dynamodb import DynamoDBStore
 
-    from pflambda.blobs.s3 import S3BlobStore, create_bucket
-    from pflambda.stores.dynamodb import DynamoDBStore, create_table
-
-    with mock_aws():
-        ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        create_table(ddb, "bench")
-        create_bucket(s3, "bench")
-        calls: Counter[str] = Counter()
-        ddb.meta.events.register(
-            "before-call.dynamodb.*", lambda model, **_: calls.update([model.name])
-        )
-        s3.meta.events.register(
-            "before-call.s3.*", lambda model, **_: calls.update([f"S3 {model.name}"])
-        )
+    with moto_clients() as (ddb, s3):
+        calls = count_requests(ddb, s3)
         engine = Engine(DynamoDBStore("bench", ddb), S3BlobStore("bench", s3), clock=CLOCK)
         long_run(engine, calls)
         reaps(engine, calls)

@@ -22,7 +22,6 @@ Run: ``.venv/bin/python bench/state.py`` (a few minutes; ``--full`` adds N=10,00
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._moto import moto_clients
 from pflambda import Flow, Node
 from pflambda.blobs.memory import MemoryBlobStore
 from pflambda.engine.runner import Engine
@@ -115,20 +115,10 @@ def memory() -> Iterator[Backend]:
 
 @contextmanager
 def moto() -> Iterator[Backend]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
-    from moto import mock_aws
+    from pflambda.blobs.s3 import S3BlobStore
+    from pflambda.stores.dynamodb import DynamoDBStore
 
-    from pflambda.blobs.s3 import S3BlobStore, create_bucket
-    from pflambda.stores.dynamodb import DynamoDBStore, create_table
-
-    with mock_aws():
-        ddb, s3 = boto3.client("dynamodb"), boto3.client("s3")
-        create_table(ddb, "bench")
-        create_bucket(s3, "bench")
+    with moto_clients() as (ddb, s3):
         counts: Counter[str] = Counter()
         tally = {"written": 0, "read": 0}
 
