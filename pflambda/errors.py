@@ -114,6 +114,10 @@ class ConfigError(PflambdaError):
     """Configuration (environment, arguments) is missing or wrong."""
 
 
+class InvalidRunId(ConfigError, ValueError):
+    """A run id given for a new run has characters a run id cannot hold."""
+
+
 class InputRequired(BaseException):
     """Raised by a node to pause the run until a human replies.
 

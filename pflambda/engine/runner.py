@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -40,7 +41,7 @@ from pflambda.engine.run import (
 )
 from pflambda.engine.state import SharedTracker
 from pflambda.engine.view import SharedView
-from pflambda.errors import InvalidRunState, RunExists
+from pflambda.errors import InvalidRunId, InvalidRunState, RunExists
 from pflambda.graph import describe
 from pflambda.queues.base import Queue
 from pflambda.stores.base import TERMINAL, RunRecord, RunStatus, Store
@@ -54,6 +55,24 @@ __all__ = [
     "StepEvent",
     "continuation",
 ]
+
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def _new_id(given: str | None, what: str = "run_id") -> str:
+    """``given`` if it is a usable run id, else a new uuid when none is given.
+
+    A run id names the run's DynamoDB partition and its blob folder (``runs/<id>/``), so it
+    is 1-128 letters, digits or ``._:-`` (what A2A task ids allow): a ``/`` would put one
+    run's blobs inside another's folder, where purging one would delete the other's.
+    """
+    if given is None or given == "":
+        return str(uuid.uuid4())
+    if not isinstance(given, str) or not _RUN_ID.fullmatch(given):
+        raise InvalidRunId(f"{what} must be 1-128 letters, digits or ._:- (got {given!r})")
+    return given
 
 
 class Engine:
@@ -150,7 +169,7 @@ class Engine:
         driver = lease.QUEUED if queued else (driver or lease.new_driver())
         ends = now + limits.QUEUED_LEASE_SECONDS if queued else lease.until(self, context)
         record = RunRecord(
-            run_id=run_id or str(uuid.uuid4()),
+            run_id=_new_id(run_id),
             flow=ref,
             fingerprint=graph.fingerprint(),
             status=RunStatus.RUNNING,
@@ -363,7 +382,7 @@ class Engine:
         edited = sorted({repr(k) for k in [*remove, *(update or {})]})
         now = self.clock.now()
         record = RunRecord(
-            run_id=new_run_id or str(uuid.uuid4()),
+            run_id=_new_id(new_run_id, "new_run_id"),
             flow=source.flow,
             fingerprint=source.fingerprint,
             status=RunStatus.RUNNING,
