@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 
-
 _RUN_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
